@@ -1,0 +1,319 @@
+#include "common/config.h"
+
+#include <fstream>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <toml++/toml.h>
+
+#include "common/units.h"
+
+namespace reservoir {
+
+const char* write_mode_name(WriteMode m) {
+  switch (m) {
+    case WriteMode::write_back: return "write-back";
+    case WriteMode::through: return "through";
+    case WriteMode::cache_through: return "cache-through";
+    case WriteMode::transient: return "transient";
+  }
+  return "?";
+}
+
+Result<WriteMode> parse_write_mode(std::string_view s) {
+  if (s == "write-back") return WriteMode::write_back;
+  if (s == "through") return WriteMode::through;
+  if (s == "cache-through") return WriteMode::cache_through;
+  if (s == "transient") return WriteMode::transient;
+  return invalid_argument(fmt::format("write_mode '{}' (use write-back, through, cache-through, transient)", s));
+}
+
+bool Config::default_credentials() const {
+  AuthConfig d;
+  return auth.access_key == d.access_key && auth.secret_key == d.secret_key;
+}
+
+Config default_config() {
+  Config c;
+  Status st = finalize_config(c);
+  (void)st;
+  return c;
+}
+
+namespace {
+
+// Reads optional fields of a TOML table into typed values, collecting the
+// first error with the key's name.
+class Reader {
+ public:
+  Reader(const toml::table& t, std::string where) : t_(t), where_(std::move(where)) {}
+
+  void str(const char* key, std::string& out) {
+    if (auto n = t_.get(key)) {
+      if (auto v = n->value<std::string>()) out = *v;
+      else fail(key, "a string");
+    }
+  }
+  void boolean(const char* key, bool& out) {
+    if (auto n = t_.get(key)) {
+      if (auto v = n->value<bool>()) out = *v;
+      else fail(key, "true or false");
+    }
+  }
+  void integer(const char* key, int& out) {
+    if (auto n = t_.get(key)) {
+      if (auto v = n->value<int64_t>()) out = static_cast<int>(*v);
+      else fail(key, "an integer");
+    }
+  }
+  void number(const char* key, double& out) {
+    if (auto n = t_.get(key)) {
+      if (auto v = n->value<double>()) out = *v;
+      else fail(key, "a number");
+    }
+  }
+  void size(const char* key, uint64_t& out) {
+    if (auto n = t_.get(key)) {
+      if (auto i = n->value<int64_t>()) { out = static_cast<uint64_t>(*i); return; }
+      if (auto s = n->value<std::string>()) {
+        auto r = parse_size(*s);
+        if (r.ok()) out = *r;
+        else set(r.status(), key);
+        return;
+      }
+      fail(key, "a size like \"200MiB\"");
+    }
+  }
+  void duration(const char* key, std::chrono::milliseconds& out) {
+    if (auto n = t_.get(key)) {
+      if (auto i = n->value<int64_t>()) { out = std::chrono::seconds(*i); return; }
+      if (auto s = n->value<std::string>()) {
+        auto r = parse_duration(*s);
+        if (r.ok()) out = *r;
+        else set(r.status(), key);
+        return;
+      }
+      fail(key, "a duration like \"30s\"");
+    }
+  }
+  void string_list(const char* key, std::vector<std::string>& out) {
+    if (auto n = t_.get(key)) {
+      auto* arr = n->as_array();
+      if (!arr) return fail(key, "an array of strings");
+      out.clear();
+      for (auto& e : *arr) {
+        if (auto v = e.value<std::string>()) out.push_back(*v);
+        else return fail(key, "an array of strings");
+      }
+    }
+  }
+  void write_mode(const char* key, WriteMode& out) {
+    std::string s;
+    str(key, s);
+    if (s.empty()) return;
+    auto r = parse_write_mode(s);
+    if (r.ok()) out = *r;
+    else set(r.status(), key);
+  }
+  const Status& status() const { return st_; }
+
+ private:
+  void fail(const char* key, const char* what) {
+    if (st_.ok()) st_ = invalid_argument(fmt::format("{}.{} must be {}", where_, key, what));
+  }
+  void set(const Status& s, const char* key) {
+    if (st_.ok()) st_ = invalid_argument(fmt::format("{}.{}: {}", where_, key, s.message()));
+  }
+  const toml::table& t_;
+  std::string where_;
+  Status st_;
+};
+
+Status read_mount(const toml::table& t, int idx, MountConfig& m) {
+  Reader r(t, fmt::format("mount[{}]", idx));
+  r.str("path", m.path);
+  r.str("ufs", m.ufs);
+  r.str("endpoint", m.endpoint);
+  r.str("region", m.region);
+  r.write_mode("write_mode", m.write_mode);
+  r.integer("replicas", m.replicas);
+  r.size("dirty_max_bytes", m.dirty_max_bytes);
+  r.size("dirty_max_objects", m.dirty_max_objects);
+  std::string on_full;
+  r.str("on_full", on_full);
+  if (on_full == "reject") m.on_full = OnFull::reject;
+  else if (!on_full.empty() && on_full != "through")
+    return invalid_argument(fmt::format("mount[{}].on_full must be \"through\" or \"reject\"", idx));
+  RETURN_IF_ERROR(r.status());
+  if (auto p = t.get("persist")) {
+    auto* pt = p->as_table();
+    if (!pt) return invalid_argument(fmt::format("mount[{}].persist must be a table", idx));
+    Reader pr(*pt, fmt::format("mount[{}].persist", idx));
+    pr.number("max_ops_per_sec", m.persist.max_ops_per_sec);
+    pr.size("max_bytes_per_sec", m.persist.max_bytes_per_sec);
+    pr.integer("concurrency", m.persist.concurrency);
+    pr.duration("delay", m.persist.delay);
+    RETURN_IF_ERROR(pr.status());
+  }
+  return ok_status();
+}
+
+}  // namespace
+
+Result<Config> parse_config(std::string_view text, std::string_view origin) {
+  toml::table root;
+  try {
+    root = toml::parse(text, origin);
+  } catch (const toml::parse_error& e) {
+    std::ostringstream os;
+    os << e;
+    return invalid_argument("cannot parse configuration: " + os.str());
+  }
+  Config c;
+  if (auto* s = root["server"].as_table()) {
+    Reader r(*s, "server");
+    r.str("s3_listen", c.server.s3_listen);
+    r.str("admin_listen", c.server.admin_listen);
+    r.str("data_dir", c.server.data_dir);
+    r.str("tls_listen", c.server.tls_listen);
+    r.str("tls_cert", c.server.tls_cert);
+    r.str("tls_key", c.server.tls_key);
+    r.string_list("domains", c.server.domains);
+    r.integer("threads", c.server.threads);
+    r.integer("io_threads", c.server.io_threads);
+    r.integer("max_connections", c.server.max_connections);
+    r.size("max_header_bytes", c.server.max_header_bytes);
+    r.duration("header_timeout", c.server.header_timeout);
+    r.duration("idle_timeout", c.server.idle_timeout);
+    r.duration("drain_timeout", c.server.drain_timeout);
+    r.str("log_level", c.server.log_level);
+    std::string dur;
+    r.str("durability", dur);
+    if (dur == "none") c.server.durability = Durability::none;
+    else if (!dur.empty() && dur != "fsync")
+      return invalid_argument("server.durability must be \"fsync\" or \"none\"");
+    RETURN_IF_ERROR(r.status());
+  }
+  if (auto* a = root["auth"].as_table()) {
+    Reader r(*a, "auth");
+    r.str("access_key", c.auth.access_key);
+    r.str("secret_key", c.auth.secret_key);
+    r.boolean("allow_anonymous", c.auth.allow_anonymous);
+    r.str("region", c.auth.region);
+    RETURN_IF_ERROR(r.status());
+  }
+  if (auto* tiers = root["tier"].as_array()) {
+    int i = 0;
+    for (auto& n : *tiers) {
+      auto* t = n.as_table();
+      if (!t) return invalid_argument("[[tier]] entries must be tables");
+      TierConfig tc;
+      Reader r(*t, fmt::format("tier[{}]", i++));
+      r.str("medium", tc.medium);
+      r.str("path", tc.path);
+      r.size("quota", tc.quota);
+      RETURN_IF_ERROR(r.status());
+      c.tiers.push_back(tc);
+    }
+  }
+  if (auto* mounts = root["mount"].as_array()) {
+    int i = 0;
+    for (auto& n : *mounts) {
+      auto* t = n.as_table();
+      if (!t) return invalid_argument("[[mount]] entries must be tables");
+      MountConfig m;
+      RETURN_IF_ERROR(read_mount(*t, i++, m));
+      c.mounts.push_back(m);
+    }
+  }
+  if (auto* pols = root["policy"].as_array()) {
+    int i = 0;
+    for (auto& n : *pols) {
+      auto* t = n.as_table();
+      if (!t) return invalid_argument("[[policy]] entries must be tables");
+      PolicyConfig p;
+      Reader r(*t, fmt::format("policy[{}]", i++));
+      r.str("path", p.path);
+      WriteMode wm = WriteMode::write_back;
+      std::string wms;
+      r.str("write_mode", wms);
+      if (!wms.empty()) {
+        r.write_mode("write_mode", wm);
+        p.write_mode = wm;
+      }
+      if (t->contains("ttl")) {
+        std::chrono::milliseconds ttl{0};
+        r.duration("ttl", ttl);
+        p.ttl = ttl;
+      }
+      RETURN_IF_ERROR(r.status());
+      c.policies.push_back(p);
+    }
+  }
+  RETURN_IF_ERROR(finalize_config(c));
+  return c;
+}
+
+Result<Config> load_config_file(const std::string& path) {
+  std::ifstream f(path);
+  if (!f) return not_found(fmt::format("cannot open configuration file '{}'", path));
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return parse_config(ss.str(), path);
+}
+
+Status finalize_config(Config& c) {
+  if (c.server.data_dir.empty()) return invalid_argument("server.data_dir must not be empty");
+  if (c.tiers.empty()) {
+    TierConfig t;
+    t.medium = "ssd";
+    t.path = c.server.data_dir + "/cache";
+    t.quota = 0;
+    c.tiers.push_back(t);
+  }
+  if (c.mounts.empty()) {
+    MountConfig m;
+    m.path = "/";
+    m.ufs = "file://" + c.server.data_dir + "/ufs";
+    c.mounts.push_back(m);
+  }
+  for (size_t i = 0; i < c.mounts.size(); ++i) {
+    auto& m = c.mounts[i];
+    if (m.path.empty() || m.path[0] != '/')
+      return invalid_argument(fmt::format("mount[{}].path '{}' must start with '/'", i, m.path));
+    if (m.path.size() > 1 && m.path.back() == '/') m.path.pop_back();
+    if (m.path.find('/', 1) != std::string::npos)
+      return invalid_argument(fmt::format("mount[{}].path '{}': mounts are '/' or '/<bucket>'", i, m.path));
+    if (m.ufs.empty()) return invalid_argument(fmt::format("mount[{}].ufs is required", i));
+    if (m.persist.concurrency < 1) return invalid_argument(fmt::format("mount[{}].persist.concurrency must be >= 1", i));
+    if (m.replicas < 1) return invalid_argument(fmt::format("mount[{}].replicas must be >= 1", i));
+  }
+  for (size_t i = 0; i < c.policies.size(); ++i)
+    if (c.policies[i].path.empty() || c.policies[i].path[0] != '/')
+      return invalid_argument(fmt::format("policy[{}].path must start with '/'", i));
+  if (c.server.tls_listen.size() && (c.server.tls_cert.empty() || c.server.tls_key.empty()))
+    return invalid_argument("server.tls_listen needs server.tls_cert and server.tls_key");
+  return ok_status();
+}
+
+std::string describe_config(const Config& c) {
+  std::string s = fmt::format(
+      "s3_listen={} admin_listen={} tls_listen={} data_dir={} threads={} io_threads={} "
+      "durability={} max_connections={} access_key={}",
+      c.server.s3_listen, c.server.admin_listen, c.server.tls_listen.empty() ? "off" : c.server.tls_listen,
+      c.server.data_dir, c.server.threads, c.server.io_threads,
+      c.server.durability == Durability::fsync ? "fsync" : "none", c.server.max_connections,
+      c.auth.access_key);
+  for (auto& t : c.tiers) s += fmt::format("\n  tier medium={} path={} quota={}", t.medium, t.path, t.quota);
+  for (auto& m : c.mounts)
+    s += fmt::format(
+        "\n  mount {} -> {} write_mode={} persist(concurrency={} max_ops_per_sec={} max_bytes_per_sec={} delay={}ms) on_full={}",
+        m.path, m.ufs, write_mode_name(m.write_mode), m.persist.concurrency, m.persist.max_ops_per_sec,
+        m.persist.max_bytes_per_sec, m.persist.delay.count(), m.on_full == OnFull::through ? "through" : "reject");
+  for (auto& p : c.policies)
+    s += fmt::format("\n  policy {} write_mode={} ttl={}", p.path,
+                     p.write_mode ? write_mode_name(*p.write_mode) : "-", p.ttl ? std::to_string(p.ttl->count()) + "ms" : "-");
+  return s;
+}
+
+}  // namespace reservoir

@@ -1,0 +1,101 @@
+// Typed, validated configuration. One TOML file (see docs/configuration.md);
+// command-line flags override it. Every field documents its unit.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+
+namespace reservoir {
+
+enum class WriteMode { write_back, through, cache_through, transient };
+enum class OnFull { through, reject };
+// fsync: data and index are fsynced before a write-back PUT is acknowledged.
+// none:  written to the OS page cache only; survives a process crash, not power loss.
+enum class Durability { fsync, none };
+
+const char* write_mode_name(WriteMode m);
+Result<WriteMode> parse_write_mode(std::string_view s);
+
+struct ServerConfig {
+  std::string s3_listen = "127.0.0.1:9000";
+  std::string admin_listen = "127.0.0.1:9001";
+  std::string data_dir = "./reservoir-data";
+  std::string tls_listen;              // "" = no TLS listener
+  std::string tls_cert;                // PEM certificate chain file
+  std::string tls_key;                 // PEM private key file
+  std::vector<std::string> domains = {"localhost"};  // virtual-hosted-style suffixes
+  int threads = 0;                     // network threads; 0 = number of cores
+  int io_threads = 16;                 // blocking disk/index threads
+  int max_connections = 4096;
+  uint64_t max_header_bytes = 16 * 1024;
+  std::chrono::milliseconds header_timeout{30'000};  // whole header must arrive within
+  std::chrono::milliseconds idle_timeout{60'000};    // keep-alive idle / body read stall
+  std::chrono::milliseconds drain_timeout{10'000};   // graceful drain on SIGTERM
+  Durability durability = Durability::fsync;
+  std::string log_level = "info";
+};
+
+struct AuthConfig {
+  std::string access_key = "reservoir";
+  std::string secret_key = "reservoir-secret";
+  bool allow_anonymous = false;
+  std::string region = "us-east-1";
+};
+
+struct TierConfig {
+  std::string medium = "ssd";          // mem | ssd | hdd
+  std::string path;                    // directory
+  uint64_t quota = 0;                  // bytes
+};
+
+struct PersistConfig {
+  double max_ops_per_sec = 0;          // 0 = unlimited
+  uint64_t max_bytes_per_sec = 0;      // 0 = unlimited
+  int concurrency = 8;                 // parallel uploads
+  std::chrono::milliseconds delay{0};  // hold new writes so overwrites coalesce
+};
+
+struct MountConfig {
+  std::string path = "/";              // "/" or "/<bucket>"
+  std::string ufs;                     // file:///dir, file://./rel, mem://name, s3://bucket/prefix
+  std::string endpoint;                // s3 only
+  std::string region = "us-east-1";    // s3 only
+  WriteMode write_mode = WriteMode::write_back;
+  int replicas = 1;
+  PersistConfig persist;
+  OnFull on_full = OnFull::through;
+  uint64_t dirty_max_bytes = 0;        // 0 = unlimited (bounded by the cache disk)
+  uint64_t dirty_max_objects = 0;      // 0 = unlimited
+};
+
+struct PolicyConfig {
+  std::string path;                    // "/bucket/prefix/"
+  std::optional<WriteMode> write_mode;
+  std::optional<std::chrono::milliseconds> ttl;
+};
+
+struct Config {
+  ServerConfig server;
+  AuthConfig auth;
+  std::vector<TierConfig> tiers;
+  std::vector<MountConfig> mounts;
+  std::vector<PolicyConfig> policies;
+  bool default_credentials() const;
+};
+
+// The embedded defaults: everything under ./reservoir-data, root mounted on a
+// local directory, write-back.
+Config default_config();
+Result<Config> parse_config(std::string_view toml_text, std::string_view origin = "config");
+Result<Config> load_config_file(const std::string& path);
+// Fills derived defaults (tiers, mounts) and checks consistency.
+Status finalize_config(Config& c);
+// Human-readable effective configuration (secrets masked) for the start-up log.
+std::string describe_config(const Config& c);
+
+}  // namespace reservoir

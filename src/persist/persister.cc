@@ -1,0 +1,310 @@
+#include "persist/persister.h"
+
+#include <algorithm>
+#include <random>
+
+#include "common/log.h"
+
+namespace reservoir::persist {
+
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+std::string join_key(const std::string& b, const std::string& k) { return b + std::string(1, '\0') + k; }
+std::pair<std::string, std::string> split_key(const std::string& full) {
+  auto z = full.find('\0');
+  return {full.substr(0, z), full.substr(z + 1)};
+}
+
+// Streams one pinned cache version to the under store.
+class HandleSource : public ufs::Source {
+ public:
+  explicit HandleSource(store::ReadHandle h) : h_(std::move(h)) {}
+  Result<size_t> read(char* buf, size_t n) override {
+    auto r = h_.pread(off_, buf, n);
+    if (r.ok()) off_ += *r;
+    return r;
+  }
+
+ private:
+  store::ReadHandle h_;
+  uint64_t off_ = 0;
+};
+
+std::chrono::milliseconds backoff(int attempt) {
+  static thread_local std::mt19937 rng(std::random_device{}());
+  int64_t base = std::min<int64_t>(30'000, 200LL << std::min(attempt, 10));
+  std::uniform_int_distribution<int64_t> d(base / 2, base);
+  return std::chrono::milliseconds(d(rng));
+}
+
+}  // namespace
+
+struct Persister::Queue {
+  explicit Queue(ns::Mount* m)
+      : mount(m), ops(m->config.persist.max_ops_per_sec),
+        bytes(static_cast<double>(m->config.persist.max_bytes_per_sec),
+              std::max(1.0, static_cast<double>(m->config.persist.max_bytes_per_sec) * 0.1)) {}
+  ns::Mount* mount;
+  RateLimiter ops;
+  RateLimiter bytes;
+  std::mutex mu;
+  std::condition_variable cv;
+  // Ready time -> key; `pending` maps each queued key to its slot and attempt.
+  std::multimap<Clock::time_point, std::string> ready;
+  struct Slot {
+    std::multimap<Clock::time_point, std::string>::iterator it;
+    int attempt;
+    Clock::time_point first_queued;
+  };
+  std::map<std::string, Slot> pending;
+  std::set<std::string> in_flight;
+  std::set<std::string> again;  // re-dirtied while in flight
+  uint64_t persisted = 0, retries = 0, parked = 0;
+  std::vector<std::thread> threads;
+};
+
+Persister::Persister(store::CacheStore& store, ns::Namespace& ns) : store_(store), ns_(ns) {
+  for (auto& m : ns_.mounts()) queues_.push_back(std::make_unique<Queue>(m.get()));
+}
+
+Persister::~Persister() { stop(); }
+
+Persister::Queue* Persister::queue_for(const std::string& bucket) {
+  auto r = ns_.resolve_bucket(bucket);
+  if (!r.ok()) return nullptr;
+  return queues_[static_cast<size_t>(r->mount->id)].get();
+}
+
+Status Persister::start() {
+  uint64_t n = 0;
+  Status st = store_.scan_dirty([&](const std::string& b, const std::string& k) {
+    enqueue(b, k);
+    ++n;
+    return true;
+  });
+  RETURN_IF_ERROR(st);
+  if (n) LOG_INFO("persister: {} dirty objects to persist from before the restart", n);
+  for (auto& q : queues_)
+    for (int i = 0; i < q->mount->config.persist.concurrency; ++i)
+      q->threads.emplace_back([this, qp = q.get()] { worker(qp); });
+  return ok_status();
+}
+
+void Persister::stop() {
+  for (auto& q : queues_) {
+    std::lock_guard lk(q->mu);
+    stopping_ = true;
+    q->cv.notify_all();
+  }
+  for (auto& q : queues_)
+    for (auto& t : q->threads)
+      if (t.joinable()) t.join();
+}
+
+void Persister::schedule(Queue* q, const std::string& full, Clock::time_point when, int attempt) {
+  // Caller holds q->mu.
+  auto p = q->pending.find(full);
+  if (p != q->pending.end()) {
+    if (p->second.it->first <= when) return;
+    q->ready.erase(p->second.it);
+    p->second.it = q->ready.emplace(when, full);
+    q->cv.notify_one();
+    return;
+  }
+  auto it = q->ready.emplace(when, full);
+  q->pending[full] = {it, attempt, Clock::now()};
+  q->cv.notify_one();
+}
+
+void Persister::enqueue(const std::string& bucket, const std::string& key) {
+  Queue* q = queue_for(bucket);
+  if (!q) return;
+  std::string full = join_key(bucket, key);
+  std::lock_guard lk(q->mu);
+  if (q->in_flight.count(full)) {
+    q->again.insert(full);
+    return;
+  }
+  schedule(q, full, Clock::now() + q->mount->config.persist.delay, 0);
+}
+
+void Persister::worker(Queue* q) {
+  std::unique_lock lk(q->mu);
+  while (!stopping_) {
+    if (q->ready.empty()) {
+      q->cv.wait(lk);
+      continue;
+    }
+    auto first = q->ready.begin();
+    auto now = Clock::now();
+    if (first->first > now) {
+      q->cv.wait_until(lk, first->first);
+      continue;
+    }
+    std::string full = first->second;
+    q->ready.erase(first);
+    int attempt = q->pending[full].attempt;
+    q->pending.erase(full);
+    q->in_flight.insert(full);
+    lk.unlock();
+    auto [bucket, key] = split_key(full);
+    process(q, bucket, key, attempt);
+    lk.lock();
+    q->in_flight.erase(full);
+    if (q->again.erase(full)) schedule(q, full, Clock::now() + q->mount->config.persist.delay, 0);
+  }
+}
+
+Status Persister::upload(Queue* q, ns::Resolved& where, const std::string& bucket, const std::string& key,
+                         store::ObjectMeta& meta) {
+  q->ops.acquire(1);
+  if (meta.deleted) return where.mount->store->remove(where.ufs_path);
+  q->bytes.acquire(static_cast<double>(meta.size));
+  auto h = store_.open(bucket, key);
+  if (!h.ok()) return h.status();
+  if (h->meta().version != meta.version) return aborted("superseded");
+  ufs::ObjectInfo info;
+  info.size = meta.size;
+  info.etag = meta.etag;
+  info.content_type = meta.content_type;
+  info.headers = meta.headers;
+  info.user_meta = meta.user_meta;
+  info.tags = meta.tags;
+  info.mtime_ms = meta.mtime_ms;
+  HandleSource src(std::move(h.value()));
+  return where.mount->store->put(where.ufs_path, src, meta.size, info);
+}
+
+void Persister::process(Queue* q, const std::string& bucket, const std::string& key, int attempt) {
+  auto cur = store_.get(bucket, key);
+  if (!cur.ok()) {
+    LOG_WARN("persister: cannot read index for {}/{}: {}", bucket, key, cur.status().to_string());
+    std::lock_guard lk(q->mu);
+    schedule(q, join_key(bucket, key), Clock::now() + backoff(attempt), attempt + 1);
+    return;
+  }
+  if (!cur.value() || !store::is_dirty_state(*cur.value())) return;
+  store::ObjectMeta meta = *cur.value();
+  auto where = ns_.resolve(bucket, key);
+  Status st = where.ok() ? ok_status() : where.status();
+  if (st.ok()) {
+    auto marked = store_.set_state_if_current(bucket, key, meta.version, store::PersistState::persisting);
+    if (!marked.ok() || !marked.value()) return;  // superseded: the newer version is queued
+    st = upload(q, where.value(), bucket, key, meta);
+  }
+  if (st.ok()) {
+    auto done = store_.set_state_if_current(bucket, key, meta.version, store::PersistState::persisted);
+    std::lock_guard lk(q->mu);
+    q->persisted++;
+    if (done.ok() && !done.value()) schedule(q, join_key(bucket, key), Clock::now(), 0);
+    return;
+  }
+  if (st.code() == Code::aborted) return;
+  if (st.retryable() || st.code() == Code::io_error || st.code() == Code::internal) {
+    LOG_DEBUG("persister: retry {}/{} (attempt {}): {}", bucket, key, attempt + 1, st.to_string());
+    (void)store_.set_state_if_current(bucket, key, meta.version, store::PersistState::dirty);
+    std::lock_guard lk(q->mu);
+    q->retries++;
+    schedule(q, join_key(bucket, key), Clock::now() + backoff(attempt), attempt + 1);
+    return;
+  }
+  LOG_WARN("persister: parked {}/{}: {}", bucket, key, st.to_string());
+  (void)store_.set_state_if_current(bucket, key, meta.version, store::PersistState::parked, st.to_string());
+  std::lock_guard lk(q->mu);
+  q->parked++;
+}
+
+SyncResult Persister::sync(const std::string& bucket, const std::string& prefix, std::chrono::milliseconds timeout) {
+  struct Want {
+    std::string bucket, key;
+    uint64_t version;
+  };
+  std::vector<Want> wants;
+  auto collect = [&](const std::string& b, const std::string& k) {
+    if ((bucket.empty() || b == bucket) && k.compare(0, prefix.size(), prefix) == 0) {
+      auto m = store_.get(b, k);
+      if (m.ok() && m.value()) wants.push_back({b, k, m.value()->version});
+    }
+    return true;
+  };
+  (void)store_.scan_dirty(collect);
+  // Release held-back writes now.
+  for (auto& w : wants) {
+    Queue* q = queue_for(w.bucket);
+    if (!q) continue;
+    std::lock_guard lk(q->mu);
+    std::string full = join_key(w.bucket, w.key);
+    auto p = q->pending.find(full);
+    if (p != q->pending.end() && p->second.attempt == 0) schedule(q, full, Clock::now(), 0);
+  }
+  auto deadline = Clock::now() + timeout;
+  SyncResult res;
+  for (;;) {
+    res.pending = 0;
+    res.parked.clear();
+    std::vector<Want> still;
+    for (auto& w : wants) {
+      auto m = store_.get(w.bucket, w.key);
+      if (!m.ok()) {
+        still.push_back(w);
+        continue;
+      }
+      const auto& mm = m.value();
+      if (!mm || mm->version != w.version) continue;  // persisted tombstone, or superseded
+      if (mm->state == store::PersistState::parked) {
+        res.parked.emplace_back(w.bucket + "/" + w.key, mm->park_reason);
+        continue;
+      }
+      if (store::is_dirty_state(*mm)) still.push_back(w);
+    }
+    wants.swap(still);
+    res.pending = wants.size();
+    res.done = wants.empty() && res.parked.empty();
+    if (wants.empty() || Clock::now() >= deadline) return res;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+Result<uint64_t> Persister::retry_parked(const std::string& bucket, const std::string& prefix) {
+  std::vector<std::pair<std::string, std::string>> keys;
+  Status st = store_.scan_parked([&](const std::string& b, const std::string& k) {
+    if ((bucket.empty() || b == bucket) && k.compare(0, prefix.size(), prefix) == 0) keys.emplace_back(b, k);
+    return true;
+  });
+  RETURN_IF_ERROR(st);
+  uint64_t n = 0;
+  for (auto& [b, k] : keys) {
+    auto m = store_.get(b, k);
+    if (!m.ok() || !m.value() || m.value()->state != store::PersistState::parked) continue;
+    auto r = store_.set_state_if_current(b, k, m.value()->version, store::PersistState::dirty);
+    if (r.ok() && r.value()) {
+      enqueue(b, k);
+      ++n;
+    }
+  }
+  return n;
+}
+
+std::vector<MountStats> Persister::stats() {
+  std::vector<MountStats> out;
+  auto now = Clock::now();
+  for (auto& q : queues_) {
+    std::lock_guard lk(q->mu);
+    MountStats s;
+    s.mount = q->mount->config.path;
+    s.queued = q->pending.size();
+    s.in_flight = q->in_flight.size();
+    s.persisted = q->persisted;
+    s.retries = q->retries;
+    s.parked = q->parked;
+    for (auto& [k, slot] : q->pending)
+      s.oldest_dirty_ms = std::max<int64_t>(
+          s.oldest_dirty_ms, std::chrono::duration_cast<std::chrono::milliseconds>(now - slot.first_queued).count());
+    out.push_back(s);
+  }
+  return out;
+}
+
+}  // namespace reservoir::persist

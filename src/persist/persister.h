@@ -1,0 +1,80 @@
+// The persister drains the dirty queue of each mount into its under store.
+//
+// Per mount: `concurrency` worker threads, a rate limiter for operations and
+// bytes, the write `delay` (so overwrites coalesce), and retries with
+// jittered exponential backoff. Per key, at most one upload is in flight and
+// only the current version is uploaded; a version is marked persisted only if
+// it is still current when its upload finishes, so an old version never lands
+// after a newer one and a delete is never undone. Permanent failures park the
+// object with its reason until retry_parked().
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "ns/namespace.h"
+#include "persist/rate_limiter.h"
+#include "store/cache_store.h"
+
+namespace reservoir::persist {
+
+struct SyncResult {
+  bool done = false;         // every write acknowledged before the call is persisted
+  uint64_t pending = 0;      // still dirty or in flight
+  std::vector<std::pair<std::string, std::string>> parked;  // "bucket/key", reason
+};
+
+struct MountStats {
+  std::string mount;
+  uint64_t queued = 0;
+  uint64_t in_flight = 0;
+  uint64_t persisted = 0;     // since start
+  uint64_t retries = 0;
+  uint64_t parked = 0;        // since start
+  int64_t oldest_dirty_ms = 0;  // age of the oldest queued entry
+};
+
+class Persister {
+ public:
+  // Both references must outlive the Persister (owned by the server).
+  Persister(store::CacheStore& store, ns::Namespace& ns);
+  ~Persister();
+
+  // Loads the dirty queue from the index (O(dirty)) and starts the workers.
+  Status start();
+  // Stops the workers; in-flight uploads finish first.
+  void stop();
+
+  // A dirty version of bucket/key was committed.
+  void enqueue(const std::string& bucket, const std::string& key);
+  // Waits until every write acknowledged under "bucket/prefix" before the call
+  // is persisted, or parked, or the timeout passes. Held-back writes (delay)
+  // under the prefix are released at once.
+  SyncResult sync(const std::string& bucket, const std::string& prefix, std::chrono::milliseconds timeout);
+  // Moves parked objects under the prefix back to the dirty queue.
+  Result<uint64_t> retry_parked(const std::string& bucket, const std::string& prefix);
+  std::vector<MountStats> stats();
+
+ private:
+  struct Queue;
+  void worker(Queue* q);
+  void process(Queue* q, const std::string& bucket, const std::string& key, int attempt);
+  Status upload(Queue* q, ns::Resolved& where, const std::string& bucket, const std::string& key,
+                store::ObjectMeta& meta);
+  void schedule(Queue* q, const std::string& full, std::chrono::steady_clock::time_point when, int attempt);
+  Queue* queue_for(const std::string& bucket);
+
+  store::CacheStore& store_;
+  ns::Namespace& ns_;
+  std::vector<std::unique_ptr<Queue>> queues_;
+  bool stopping_ = false;
+};
+
+}  // namespace reservoir::persist

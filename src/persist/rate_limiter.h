@@ -1,0 +1,31 @@
+// Token-bucket rate limiter for operations or bytes per second. Blocking;
+// thread-safe. A rate of 0 means unlimited.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <mutex>
+
+namespace reservoir::persist {
+
+class RateLimiter {
+ public:
+  // `burst`: tokens that may accumulate while idle (defaults to a tenth of a second's worth, so any one-second window sees at most 1.1x the rate).
+  explicit RateLimiter(double per_sec, double burst = 0);
+  // Blocks until n tokens are available, then takes them. Requests larger
+  // than the burst are allowed and leave the bucket in debt.
+  void acquire(double n);
+  // Time until n tokens would be available (0 = now), without taking them.
+  std::chrono::milliseconds wait_time(double n);
+  double rate() const { return rate_; }
+
+ private:
+  void refill(std::chrono::steady_clock::time_point now);
+  std::mutex mu_;
+  double rate_;
+  double burst_;
+  double tokens_;
+  std::chrono::steady_clock::time_point last_;
+};
+
+}  // namespace reservoir::persist

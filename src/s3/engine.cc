@@ -1,0 +1,414 @@
+#include "s3/engine.h"
+
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include "common/hash.h"
+#include "common/log.h"
+#include "s3/errors.h"
+#include "s3/names.h"
+
+namespace reservoir::s3 {
+
+using store::ObjectMeta;
+using store::PersistState;
+
+Engine::Engine(store::CacheStore& store, ns::Namespace& ns, persist::Persister& persister, const Config& config)
+    : store_(store), ns_(ns), persister_(persister), config_(config) {}
+
+namespace {
+
+Status no_such_bucket(const std::string& b) { return s3_error("NoSuchBucket", "The specified bucket does not exist: " + b); }
+Status no_such_key() { return s3_error("NoSuchKey"); }
+
+bool expired(const ObjectMeta& m) { return m.expires_at_ms && m.expires_at_ms <= store::now_ms(); }
+
+// Reads the whole of a file on disk for an under-store upload.
+class HandleSource : public ufs::Source {
+ public:
+  explicit HandleSource(const store::ReadHandle& h) : h_(h) {}
+  Result<size_t> read(char* buf, size_t n) override {
+    auto r = h_.pread(off_, buf, n);
+    if (r.ok()) off_ += *r;
+    return r;
+  }
+
+ private:
+  const store::ReadHandle& h_;
+  uint64_t off_ = 0;
+};
+
+ufs::ObjectInfo to_info(const ObjectMeta& m) {
+  ufs::ObjectInfo info;
+  info.size = m.size;
+  info.etag = m.etag;
+  info.content_type = m.content_type;
+  info.headers = m.headers;
+  info.user_meta = m.user_meta;
+  info.tags = m.tags;
+  info.mtime_ms = m.mtime_ms;
+  return info;
+}
+
+}  // namespace
+
+// --- buckets ---
+
+Status Engine::bucket_exists(const std::string& bucket) {
+  auto where = ns_.resolve_bucket(bucket);
+  if (!where.ok()) return no_such_bucket(bucket);
+  if (!where->mount->is_root()) return ok_status();
+  auto known = store_.bucket_created(bucket);
+  if (!known.ok()) return known.status();
+  if (known.value()) return ok_status();
+  // Created behind our back in the under store: adopt it.
+  auto exists = where->mount->store->dir_exists(bucket);
+  if (exists.ok() && exists.value()) {
+    (void)store_.put_bucket(bucket, store::now_ms());
+    return ok_status();
+  }
+  return no_such_bucket(bucket);
+}
+
+Result<std::vector<BucketInfo>> Engine::list_buckets() {
+  std::map<std::string, int64_t> all;
+  auto known = store_.list_buckets();
+  if (!known.ok()) return known.status();
+  for (auto& [n, t] : *known) all[n] = t;
+  if (ns::Mount* root = ns_.root()) {
+    auto dirs = root->store->list_dirs();
+    if (dirs.ok())
+      for (auto& d : *dirs)
+        if (validate_bucket_name(d).ok() && !all.count(d)) all[d] = store::now_ms();
+  }
+  for (auto& b : ns_.mount_buckets())
+    if (!all.count(b)) all[b] = 0;
+  std::vector<BucketInfo> out;
+  for (auto& [n, t] : all) out.push_back({n, t});
+  return out;
+}
+
+Status Engine::create_bucket(const std::string& name) {
+  RETURN_IF_ERROR(validate_bucket_name(name));
+  if (bucket_exists(name).ok()) return s3_error("BucketAlreadyOwnedByYou");
+  auto where = ns_.resolve_bucket(name);
+  if (!where.ok()) return s3_error("InvalidBucketName", "No mount can hold bucket " + name);
+  RETURN_IF_ERROR(where->mount->store->make_dir(name));
+  return store_.put_bucket(name, store::now_ms());
+}
+
+Status Engine::head_bucket(const std::string& name) { return bucket_exists(name); }
+
+Status Engine::delete_bucket(const std::string& name) {
+  RETURN_IF_ERROR(bucket_exists(name));
+  auto where = ns_.resolve_bucket(name);
+  if (!where->mount->is_root()) return s3_error("MethodNotAllowed", "A mounted bucket cannot be deleted");
+  ListRequest req;
+  req.max_keys = 1;
+  auto l = list(name, req);
+  if (!l.ok()) return l.status();
+  if (!l->contents.empty()) return s3_error("BucketNotEmpty");
+  auto ups = store_.list_uploads(name);
+  if (ups.ok())
+    for (auto& u : *ups) (void)store_.drop_upload(u.upload_id, {});
+  // Tombstones of this bucket must reach the under store before the directory goes.
+  auto s = persister_.sync(name, "", std::chrono::seconds(30));
+  if (!s.done) return s3_error("BucketNotEmpty", "The bucket still has deletes being persisted; retry shortly");
+  Status st = where->mount->store->remove_dir(name);
+  if (!st.ok() && st.code() == Code::failed_precondition) return s3_error("BucketNotEmpty");
+  RETURN_IF_ERROR(st);
+  return store_.delete_bucket(name);
+}
+
+// --- objects ---
+
+Status Engine::check_write(const std::string& bucket, const std::string& key) {
+  RETURN_IF_ERROR(validate_key(key));
+  RETURN_IF_ERROR(bucket_exists(bucket));
+  auto where = ns_.resolve(bucket, key);
+  if (!where.ok()) return where.status();
+  if (where->policy.write_mode != WriteMode::transient) {
+    Status st = where->mount->store->check_path(where->ufs_path);
+    if (!st.ok())
+      return s3_error("InvalidArgument",
+                      fmt::format("The key cannot be stored in the under store {}: {}", where->mount->store->uri(), st.message()));
+  }
+  return ok_status();
+}
+
+Result<std::unique_ptr<store::FileWriter>> Engine::new_file() { return store_.new_file(); }
+
+bool Engine::dirty_budget_full(const ns::Mount& m) const {
+  auto s = store_.stats();
+  return (m.config.dirty_max_bytes && s.dirty_bytes >= m.config.dirty_max_bytes) ||
+         (m.config.dirty_max_objects && s.dirty_objects >= m.config.dirty_max_objects);
+}
+
+Result<ObjectMeta> Engine::commit_write(const std::string& bucket, const std::string& key, const ns::Resolved& where,
+                                        ObjectMeta meta, const PutConditions& cond) {
+  // Conditional writes see the cached record, or the under store when the key
+  // has none (checked first, outside the key lock).
+  bool ufs_has = false;
+  std::string ufs_etag;
+  if (cond.if_match || cond.if_none_match_star) {
+    auto cur = store_.get(bucket, key);
+    if (!cur.ok()) return cur.status();
+    if (!cur.value()) {
+      auto info = where.mount->store->head(where.ufs_path);
+      if (info.ok()) {
+        ufs_has = true;
+        ufs_etag = info->etag;
+      }
+    }
+  }
+  auto check = [&](const std::optional<ObjectMeta>& cur) -> Status {
+    bool exists = cur ? !cur->deleted && !expired(*cur) : ufs_has;
+    std::string etag = cur ? cur->etag : ufs_etag;
+    if (cond.if_none_match_star && exists) return s3_error("PreconditionFailed");
+    if (cond.if_match && (!exists || (*cond.if_match != "*" && *cond.if_match != etag))) {
+      if (!exists) return s3_error("NoSuchKey");
+      return s3_error("PreconditionFailed");
+    }
+    return ok_status();
+  };
+  WriteMode mode = where.policy.write_mode;
+  if (where.policy.ttl) meta.expires_at_ms = store::now_ms() + where.policy.ttl->count();
+  if (mode == WriteMode::transient) {
+    meta.state = PersistState::transient;
+    return store_.commit(bucket, key, std::move(meta), check);
+  }
+  bool synchronous = mode != WriteMode::write_back;
+  if (!synchronous && dirty_budget_full(*where.mount)) {
+    if (where.mount->config.on_full == OnFull::reject)
+      return s3_error("SlowDown", "The dirty budget of this mount is full; retry after a while");
+    synchronous = true;
+  }
+  std::optional<ObjectMeta> current;
+  if (synchronous) {
+    // An older dirty version of the key must not land after this one: if one
+    // is queued, this write joins the queue behind it instead.
+    auto cur = store_.get(bucket, key);
+    if (!cur.ok()) return cur.status();
+    current = cur.value();
+    if (current && store::is_dirty_state(*current)) synchronous = false;
+  }
+  if (!synchronous) {
+    meta.state = PersistState::dirty;
+    auto r = store_.commit(bucket, key, std::move(meta), check);
+    if (r.ok()) persister_.enqueue(bucket, key);
+    return r;
+  }
+  // through / cache-through: the under store commits before the acknowledgement.
+  RETURN_IF_ERROR(check(current));
+  {
+    std::vector<int> fds;
+    for (auto& s : meta.segments) {
+      auto fd = store_.files().open(s.file_id);
+      if (!fd.ok()) {
+        for (int f : fds) ::close(f);
+        return fd.status();
+      }
+      fds.push_back(*fd);
+    }
+    store::ReadHandle h(meta, std::move(fds));
+    HandleSource src(h);
+    Status st = where.mount->store->put(where.ufs_path, src, meta.size, to_info(meta));
+    if (!st.ok()) {
+      for (auto& s : meta.segments) store_.files().remove(s.file_id);
+      if (st.retryable()) return s3_error("ServiceUnavailable", "The under store is unavailable: " + st.message());
+      return st;
+    }
+  }
+  meta.state = PersistState::persisted;
+  if (mode == WriteMode::through) {
+    ObjectMeta gone = meta;
+    for (auto& s : meta.segments) store_.files().remove(s.file_id);
+    RETURN_IF_ERROR(store_.erase(bucket, key));
+    return gone;
+  }
+  return store_.commit(bucket, key, std::move(meta));
+}
+
+Result<ObjectMeta> Engine::finish_put(const std::string& bucket, const std::string& key,
+                                      std::unique_ptr<store::FileWriter> file, const ObjectAttrs& attrs,
+                                      const PutConditions& cond) {
+  auto where = ns_.resolve(bucket, key);
+  if (!where.ok()) return where.status();
+  ObjectMeta m;
+  m.size = file->size();
+  m.crc32c = file->crc32c();
+  m.etag = hex_encode(file->md5());
+  m.content_type = attrs.content_type.empty() ? "binary/octet-stream" : attrs.content_type;
+  m.headers = attrs.headers;
+  m.user_meta = attrs.user_meta;
+  m.checksums = attrs.checksums;
+  m.tags = attrs.tags;
+  m.mtime_ms = store::now_ms();
+  if (m.size > 0) m.segments.push_back({file->id(), m.size});
+  RETURN_IF_ERROR(file->commit(store_.durable() && where->policy.write_mode != WriteMode::transient));
+  if (m.size == 0) store_.files().remove(file->id());
+  return commit_write(bucket, key, where.value(), std::move(m), cond);
+}
+
+Result<store::ReadHandle> Engine::fill_from_ufs(const std::string& bucket, const std::string& key) {
+  auto where = ns_.resolve(bucket, key);
+  if (!where.ok()) return where.status();
+  ufs::UnderStore& u = *where->mount->store;
+  if (!u.check_path(where->ufs_path).ok()) return no_such_key();
+  auto info = u.head(where->ufs_path);
+  if (!info.ok()) {
+    if (info.status().code() == Code::not_found || info.status().code() == Code::invalid_argument) return no_such_key();
+    return info.status();
+  }
+  auto src = u.get(where->ufs_path, 0, UINT64_MAX);
+  if (!src.ok()) return src.status().code() == Code::not_found ? no_such_key() : src.status();
+  auto file = store_.new_file();
+  if (!file.ok()) return file.status();
+  std::vector<char> buf(1 << 20);
+  for (;;) {
+    auto n = (*src)->read(buf.data(), buf.size());
+    if (!n.ok()) return n.status();
+    if (*n == 0) break;
+    RETURN_IF_ERROR((*file)->append(buf.data(), *n));
+  }
+  ObjectMeta m;
+  m.size = (*file)->size();
+  m.crc32c = (*file)->crc32c();
+  std::string md5 = hex_encode((*file)->md5());
+  m.etag = info->etag.empty() ? md5 : info->etag;
+  m.content_type = info->content_type.empty() ? "binary/octet-stream" : info->content_type;
+  m.headers = info->headers;
+  m.user_meta = info->user_meta;
+  m.tags = info->tags;
+  m.mtime_ms = info->mtime_ms;
+  m.state = PersistState::persisted;
+  uint64_t id = (*file)->id();
+  if (m.size > 0) m.segments.push_back({id, m.size});
+  RETURN_IF_ERROR((*file)->commit(false));
+  auto ins = store_.commit_if_absent(bucket, key, m);
+  if (!ins.ok() || !ins.value()) store_.files().remove(id);
+  if (m.size == 0) store_.files().remove(id);
+  return store_.open(bucket, key);
+}
+
+Result<store::ReadHandle> Engine::open_object(const std::string& bucket, const std::string& key) {
+  RETURN_IF_ERROR(validate_key(key));
+  RETURN_IF_ERROR(bucket_exists(bucket));
+  auto cur = store_.get(bucket, key);
+  if (!cur.ok()) return cur.status();
+  if (cur.value()) {
+    if (cur.value()->deleted) return no_such_key();
+    if (expired(*cur.value())) {
+      (void)store_.erase(bucket, key);
+      return no_such_key();
+    }
+    auto h = store_.open(bucket, key);
+    if (h.ok()) return h;
+    if (h.status().code() != Code::not_found) return h.status();
+    // Deleted between the two look-ups: answer from the current state.
+    auto again = store_.get(bucket, key);
+    if (again.ok() && again.value()) return no_such_key();
+  }
+  auto r = fill_from_ufs(bucket, key);
+  if (!r.ok() && r.status().code() == Code::not_found) {
+    // A tombstone may have appeared meanwhile: NoSuchKey either way.
+    return no_such_key();
+  }
+  return r;
+}
+
+Result<ObjectMeta> Engine::head_object(const std::string& bucket, const std::string& key) {
+  RETURN_IF_ERROR(validate_key(key));
+  RETURN_IF_ERROR(bucket_exists(bucket));
+  auto cur = store_.get(bucket, key);
+  if (!cur.ok()) return cur.status();
+  if (cur.value()) {
+    if (cur.value()->deleted || expired(*cur.value())) return no_such_key();
+    return *cur.value();
+  }
+  auto where = ns_.resolve(bucket, key);
+  if (!where.ok()) return where.status();
+  if (!where->mount->store->check_path(where->ufs_path).ok()) return no_such_key();
+  auto info = where->mount->store->head(where->ufs_path);
+  if (!info.ok()) return info.status().code() == Code::not_found ? no_such_key() : info.status();
+  ObjectMeta m;
+  m.size = info->size;
+  m.etag = info->etag;
+  m.content_type = info->content_type.empty() ? "binary/octet-stream" : info->content_type;
+  m.headers = info->headers;
+  m.user_meta = info->user_meta;
+  m.tags = info->tags;
+  m.mtime_ms = info->mtime_ms;
+  m.state = PersistState::persisted;
+  m.cached = false;
+  return m;
+}
+
+Status Engine::delete_object(const std::string& bucket, const std::string& key) {
+  RETURN_IF_ERROR(validate_key(key));
+  RETURN_IF_ERROR(bucket_exists(bucket));
+  auto where = ns_.resolve(bucket, key);
+  if (!where.ok()) return where.status();
+  auto cur = store_.get(bucket, key);
+  if (!cur.ok()) return cur.status();
+  WriteMode mode = where->policy.write_mode;
+  bool queued = cur.value() && store::is_dirty_state(*cur.value());
+  if (mode == WriteMode::transient && !queued) return store_.erase(bucket, key);
+  if (!where->mount->store->check_path(where->ufs_path).ok()) return store_.erase(bucket, key);
+  if (mode != WriteMode::write_back && !queued) {
+    Status st = where->mount->store->remove(where->ufs_path);
+    if (!st.ok() && st.code() != Code::not_found) return st;
+    return store_.erase(bucket, key);
+  }
+  ObjectMeta tomb;
+  tomb.deleted = true;
+  tomb.state = PersistState::dirty;
+  tomb.mtime_ms = store::now_ms();
+  auto r = store_.commit(bucket, key, std::move(tomb));
+  if (!r.ok()) return r.status();
+  persister_.enqueue(bucket, key);
+  return ok_status();
+}
+
+Status Engine::put_tags(const std::string& bucket, const std::string& key, const store::Tags& tags) {
+  auto h = open_object(bucket, key);
+  if (!h.ok()) return h.status();
+  ObjectMeta m = h->meta();
+  m.tags = tags;
+  auto where = ns_.resolve(bucket, key);
+  if (!where.ok()) return where.status();
+  if (m.state == PersistState::transient) return store_.commit(bucket, key, std::move(m)).status();
+  // Tags travel with the object to the under store: a new version of the same bytes.
+  PutConditions none;
+  if (where->policy.write_mode == WriteMode::through) {
+    // Not cached afterwards: copy to a fresh file so erase() cannot take shared data.
+    auto f = copy_to_file(*h, 0, m.size);
+    if (!f.ok()) return f.status();
+    ObjectAttrs a;
+    a.content_type = m.content_type;
+    a.headers = m.headers;
+    a.user_meta = m.user_meta;
+    a.tags = tags;
+    return finish_put(bucket, key, std::move(f.value()), a, none).status();
+  }
+  return commit_write(bucket, key, where.value(), std::move(m), none).status();
+}
+
+Result<std::unique_ptr<store::FileWriter>> Engine::copy_to_file(const store::ReadHandle& src, uint64_t first,
+                                                               uint64_t length) {
+  auto file = store_.new_file();
+  if (!file.ok()) return file.status();
+  std::vector<char> buf(1 << 20);
+  uint64_t off = first, end = first + length;
+  while (off < end) {
+    auto n = src.pread(off, buf.data(), static_cast<size_t>(std::min<uint64_t>(buf.size(), end - off)));
+    if (!n.ok()) return n.status();
+    if (*n == 0) return io_error("copy source ended early");
+    RETURN_IF_ERROR((*file)->append(buf.data(), *n));
+    off += *n;
+  }
+  return file;
+}
+
+}  // namespace reservoir::s3

@@ -1,0 +1,133 @@
+// The S3 engine: bucket and object operations on top of the cache store, the
+// namespace and the persister, free of HTTP. Every call blocks (disk, index,
+// under store) and is thread-safe; the HTTP handlers run them on the blocking
+// pool. Errors carry S3 codes (Status::s3_code) where the generic mapping of
+// the Status code is not enough.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/config.h"
+#include "ns/namespace.h"
+#include "persist/persister.h"
+#include "store/cache_store.h"
+
+namespace reservoir::s3 {
+
+// Content headers and metadata a client sets on an object.
+struct ObjectAttrs {
+  std::string content_type;
+  std::map<std::string, std::string> headers;    // cache-control, content-disposition, content-encoding, content-language, expires
+  std::map<std::string, std::string> user_meta;  // lower-case names without x-amz-meta-
+  std::map<std::string, std::string> checksums;  // algo -> base64
+  store::Tags tags;
+};
+
+struct PutConditions {
+  std::optional<std::string> if_match;  // ETag, quotes stripped
+  bool if_none_match_star = false;
+};
+
+struct BucketInfo {
+  std::string name;
+  int64_t created_ms = 0;
+};
+
+struct ListEntry {
+  std::string key;
+  uint64_t size = 0;
+  std::string etag;
+  int64_t mtime_ms = 0;
+};
+
+struct ListRequest {
+  std::string prefix;
+  std::string delimiter;
+  std::string start_after;  // exclusive: marker, continuation token or start-after
+  int max_keys = 1000;
+};
+
+struct ListResult {
+  std::vector<ListEntry> contents;
+  std::vector<std::string> common_prefixes;
+  bool truncated = false;
+  std::string next_marker;  // last key or prefix returned, when truncated
+};
+
+struct CompletedPart {
+  int number = 0;
+  std::string etag;  // quotes stripped
+};
+
+struct PartInfo {
+  int number;
+  uint64_t size;
+  std::string etag;
+  int64_t mtime_ms;
+};
+
+class Engine {
+ public:
+  // All references must outlive the engine.
+  Engine(store::CacheStore& store, ns::Namespace& ns, persist::Persister& persister, const Config& config);
+
+  // --- buckets ---
+  Result<std::vector<BucketInfo>> list_buckets();
+  Status create_bucket(const std::string& name);
+  Status head_bucket(const std::string& name);
+  Status delete_bucket(const std::string& name);
+
+  // --- objects ---
+  // Validates a write of bucket/key before its body is read.
+  Status check_write(const std::string& bucket, const std::string& key);
+  Result<std::unique_ptr<store::FileWriter>> new_file();
+  // Commits a fully received body. `md5_raw` is the body's MD5 (raw bytes).
+  Result<store::ObjectMeta> finish_put(const std::string& bucket, const std::string& key,
+                                       std::unique_ptr<store::FileWriter> file, const ObjectAttrs& attrs,
+                                       const PutConditions& cond);
+  // The current version, from the cache or read through from the under store.
+  Result<store::ReadHandle> open_object(const std::string& bucket, const std::string& key);
+  Result<store::ObjectMeta> head_object(const std::string& bucket, const std::string& key);
+  Status delete_object(const std::string& bucket, const std::string& key);
+  // Replaces the tags (a new version sharing the data).
+  Status put_tags(const std::string& bucket, const std::string& key, const store::Tags& tags);
+  // Copies bytes [first, last] (or all) of a source version into a new file.
+  Result<std::unique_ptr<store::FileWriter>> copy_to_file(const store::ReadHandle& src, uint64_t first,
+                                                          uint64_t length);
+
+  // --- listing ---
+  Result<ListResult> list(const std::string& bucket, const ListRequest& req);
+
+  // --- multipart ---
+  Result<std::string> create_upload(const std::string& bucket, const std::string& key, const ObjectAttrs& attrs);
+  Result<store::UploadMeta> get_upload(const std::string& bucket, const std::string& key, const std::string& upload_id);
+  Result<std::string> put_part(const std::string& upload_id, int number, std::unique_ptr<store::FileWriter> file);
+  Result<store::ObjectMeta> complete_upload(const std::string& bucket, const std::string& key,
+                                            const std::string& upload_id, const std::vector<CompletedPart>& parts);
+  Status abort_upload(const std::string& bucket, const std::string& key, const std::string& upload_id);
+  Result<std::vector<PartInfo>> list_parts(const std::string& upload_id);
+  Result<std::vector<store::UploadMeta>> list_uploads(const std::string& bucket);
+
+  persist::Persister& persister() { return persister_; }
+  store::CacheStore& store() { return store_; }
+  ns::Namespace& names() { return ns_; }
+
+ private:
+  Result<store::ObjectMeta> commit_write(const std::string& bucket, const std::string& key, const ns::Resolved& where,
+                                         store::ObjectMeta meta, const PutConditions& cond);
+  Result<store::ReadHandle> fill_from_ufs(const std::string& bucket, const std::string& key);
+  Status bucket_exists(const std::string& bucket);
+  bool dirty_budget_full(const ns::Mount& m) const;
+
+  store::CacheStore& store_;
+  ns::Namespace& ns_;
+  persist::Persister& persister_;
+  const Config& config_;
+};
+
+}  // namespace reservoir::s3

@@ -1,0 +1,147 @@
+// Listing: merges the under store's listing with the cache's records, in key
+// order, one bounded page at a time. Cache records win over the under store
+// (they are newer); tombstones hide keys until the under store agrees.
+#include <fmt/format.h>
+
+#include "s3/engine.h"
+#include "s3/errors.h"
+
+namespace reservoir::s3 {
+
+namespace {
+
+constexpr size_t kBatch = 1000;
+
+// Pulls cache records of one bucket in key order, a batch at a time.
+class CacheCursor {
+ public:
+  CacheCursor(store::CacheStore& s, std::string bucket, std::string prefix, std::string after)
+      : s_(s), bucket_(std::move(bucket)), prefix_(std::move(prefix)), after_(std::move(after)) {}
+  // The next record, or nullptr at the end.
+  Result<const std::pair<std::string, store::ObjectMeta>*> peek() {
+    if (pos_ < buf_.size()) return &buf_[pos_];
+    if (done_) return static_cast<const std::pair<std::string, store::ObjectMeta>*>(nullptr);
+    buf_.clear();
+    pos_ = 0;
+    Status st = s_.scan_objects(bucket_, prefix_, after_, [&](const std::string& k, const store::ObjectMeta& m) {
+      buf_.emplace_back(k, m);
+      return buf_.size() < kBatch;
+    });
+    if (!st.ok()) return st;
+    if (buf_.size() < kBatch) done_ = true;
+    if (!buf_.empty()) after_ = buf_.back().first;
+    return peek();
+  }
+  void next() { ++pos_; }
+  void skip_past(const std::string& k) {
+    while (pos_ < buf_.size() && buf_[pos_].first <= k) ++pos_;
+    if (pos_ == buf_.size() && after_ < k) after_ = k;
+  }
+
+ private:
+  store::CacheStore& s_;
+  std::string bucket_, prefix_, after_;
+  std::vector<std::pair<std::string, store::ObjectMeta>> buf_;
+  size_t pos_ = 0;
+  bool done_ = false;
+};
+
+// Pulls the under store's listing in pages; keys relative to the bucket.
+class UfsCursor {
+ public:
+  UfsCursor(ufs::UnderStore& u, std::string base, std::string prefix, std::string after)
+      : u_(u), base_(std::move(base)), prefix_(std::move(prefix)), after_(std::move(after)) {}
+  Result<const ufs::ObjectInfo*> peek() {
+    if (pos_ < page_.entries.size()) return &page_.entries[pos_];
+    if (done_) return static_cast<const ufs::ObjectInfo*>(nullptr);
+    auto p = u_.list(base_ + prefix_, after_.empty() ? std::string() : base_ + after_, kBatch);
+    if (!p.ok()) return p.status();
+    page_ = std::move(p.value());
+    pos_ = 0;
+    for (auto& e : page_.entries) e.path = e.path.substr(base_.size());
+    if (!page_.truncated) done_ = true;
+    if (!page_.entries.empty()) after_ = page_.entries.back().path;
+    else done_ = true;
+    return peek();
+  }
+  void next() { ++pos_; }
+  void skip_past(const std::string& k) {
+    while (pos_ < page_.entries.size() && page_.entries[pos_].path <= k) ++pos_;
+    if (pos_ == page_.entries.size() && after_ < k) after_ = k;
+  }
+
+ private:
+  ufs::UnderStore& u_;
+  std::string base_, prefix_, after_;
+  ufs::ListPage page_;
+  size_t pos_ = 0;
+  bool done_ = false;
+};
+
+}  // namespace
+
+Result<ListResult> Engine::list(const std::string& bucket, const ListRequest& req) {
+  RETURN_IF_ERROR(bucket_exists(bucket));
+  auto where = ns_.resolve_bucket(bucket);
+  if (!where.ok()) return where.status();
+  std::string base = where->mount->is_root() ? bucket + "/" : "";
+  CacheCursor cache(store_, bucket, req.prefix, req.start_after);
+  UfsCursor under(*where->mount->store, base, req.prefix, req.start_after);
+  ListResult out;
+  size_t count = 0;
+  std::string last_prefix;
+  while (true) {
+    auto c = cache.peek();
+    if (!c.ok()) return c.status();
+    auto u = under.peek();
+    if (!u.ok()) return u.status();
+    if (!*c && !*u) break;
+    ListEntry e;
+    bool present;
+    if (*c && (!*u || (*c)->first <= (*u)->path)) {
+      const auto& [k, m] = **c;
+      bool same = *u && (*u)->path == k;
+      present = !m.deleted && !(m.expires_at_ms && m.expires_at_ms <= store::now_ms());
+      e = {k, m.size, m.etag, m.mtime_ms};
+      cache.next();
+      if (same) under.next();
+    } else {
+      const auto& i = **u;
+      present = true;
+      e = {i.path, i.size, i.etag, i.mtime_ms};
+      under.next();
+    }
+    if (!present || e.key <= req.start_after) continue;
+    if (!req.delimiter.empty()) {
+      size_t d = e.key.find(req.delimiter, req.prefix.size());
+      if (d != std::string::npos) {
+        std::string cp = e.key.substr(0, d + req.delimiter.size());
+        if (cp == last_prefix) continue;
+        if (count == static_cast<size_t>(req.max_keys)) {
+          out.truncated = true;
+          break;
+        }
+        out.common_prefixes.push_back(cp);
+        last_prefix = cp;
+        out.next_marker = cp;
+        ++count;
+        // Jump both cursors past everything under this prefix (keys are
+        // UTF-8, so no key byte is 0xff).
+        cache.skip_past(cp + std::string(1, '\xff'));
+        under.skip_past(cp + std::string(1, '\xff'));
+        continue;
+      }
+    }
+    if (count == static_cast<size_t>(req.max_keys)) {
+      out.truncated = true;
+      break;
+    }
+    out.next_marker = e.key;
+    out.contents.push_back(std::move(e));
+    ++count;
+  }
+  if (!out.truncated) out.next_marker.clear();
+  return out;
+}
+
+}  // namespace reservoir::s3

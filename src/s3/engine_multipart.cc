@@ -1,0 +1,150 @@
+// Multipart uploads: parts are data files; completion writes a manifest (the
+// object's segment list) instead of copying bytes.
+#include <unistd.h>
+
+#include <random>
+
+#include <fmt/format.h>
+
+#include "common/hash.h"
+#include "s3/engine.h"
+#include "s3/errors.h"
+
+namespace reservoir::s3 {
+
+namespace {
+
+constexpr uint64_t kMinPartSize = 5ull << 20;
+
+std::string new_upload_id() {
+  static thread_local std::mt19937_64 rng(std::random_device{}());
+  return fmt::format("{:016x}{:016x}", rng(), rng());
+}
+
+Status no_such_upload() { return s3_error("NoSuchUpload"); }
+
+}  // namespace
+
+Result<std::string> Engine::create_upload(const std::string& bucket, const std::string& key, const ObjectAttrs& attrs) {
+  RETURN_IF_ERROR(check_write(bucket, key));
+  store::UploadMeta u;
+  u.upload_id = new_upload_id();
+  u.bucket = bucket;
+  u.key = key;
+  u.initiated_ms = store::now_ms();
+  u.content_type = attrs.content_type;
+  u.headers = attrs.headers;
+  u.user_meta = attrs.user_meta;
+  u.tags = attrs.tags;
+  RETURN_IF_ERROR(store_.put_upload(u));
+  return u.upload_id;
+}
+
+Result<store::UploadMeta> Engine::get_upload(const std::string& bucket, const std::string& key,
+                                             const std::string& upload_id) {
+  auto u = store_.get_upload(upload_id);
+  if (!u.ok()) return u.status();
+  if (!u.value() || u.value()->bucket != bucket || u.value()->key != key) return no_such_upload();
+  return *u.value();
+}
+
+Result<std::string> Engine::put_part(const std::string& upload_id, int number, std::unique_ptr<store::FileWriter> file) {
+  store::PartMeta p;
+  p.number = number;
+  p.segment = {file->id(), file->size()};
+  p.etag = hex_encode(file->md5());
+  p.mtime_ms = store::now_ms();
+  RETURN_IF_ERROR(file->commit(store_.durable()));
+  // The upload may have been aborted while the part streamed in.
+  auto u = store_.get_upload(upload_id);
+  if (!u.ok()) return u.status();
+  if (!u.value()) {
+    store_.files().remove(p.segment.file_id);
+    return no_such_upload();
+  }
+  RETURN_IF_ERROR(store_.put_part(upload_id, p));
+  return p.etag;
+}
+
+Result<store::ObjectMeta> Engine::complete_upload(const std::string& bucket, const std::string& key,
+                                                  const std::string& upload_id, const std::vector<CompletedPart>& parts) {
+  auto up = get_upload(bucket, key, upload_id);
+  if (!up.ok()) return up.status();
+  auto stored = store_.list_parts(upload_id);
+  if (!stored.ok()) return stored.status();
+  std::map<int, store::PartMeta> by_number;
+  for (auto& p : *stored) by_number[p.number] = p;
+  store::ObjectMeta m;
+  std::string md5s;
+  int prev = 0;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    const auto& want = parts[i];
+    if (want.number <= prev) return s3_error("InvalidPartOrder");
+    prev = want.number;
+    auto it = by_number.find(want.number);
+    if (it == by_number.end() || it->second.etag != want.etag) return s3_error("InvalidPart");
+    const auto& p = it->second;
+    if (i + 1 < parts.size() && p.segment.size < kMinPartSize)
+      return s3_error("EntityTooSmall", fmt::format("Part {} is smaller than the minimum of 5 MiB", want.number));
+    for (size_t k = 0; k + 1 < p.etag.size(); k += 2) md5s += static_cast<char>(std::stoi(p.etag.substr(k, 2), nullptr, 16));
+    if (p.segment.size > 0) m.segments.push_back(p.segment);
+    m.part_sizes.push_back(p.segment.size);
+    m.size += p.segment.size;
+  }
+  m.etag = fmt::format("{}-{}", hex_encode(md5_raw(md5s)), parts.size());
+  m.content_type = up->content_type.empty() ? "binary/octet-stream" : up->content_type;
+  m.headers = up->headers;
+  m.user_meta = up->user_meta;
+  m.tags = up->tags;
+  m.mtime_ms = store::now_ms();
+  // CRC32C of the whole object, from the part files (they are local).
+  uint32_t crc = 0;
+  {
+    std::vector<char> buf(1 << 20);
+    for (auto& seg : m.segments) {
+      auto fd = store_.files().open(seg.file_id);
+      if (!fd.ok()) return fd.status();
+      uint64_t off = 0;
+      while (off < seg.size) {
+        ssize_t n = ::pread(*fd, buf.data(), std::min<uint64_t>(buf.size(), seg.size - off), static_cast<off_t>(off));
+        if (n <= 0) {
+          ::close(*fd);
+          return io_error("short part file");
+        }
+        crc = crc32c_extend(crc, buf.data(), static_cast<size_t>(n));
+        off += static_cast<uint64_t>(n);
+      }
+      ::close(*fd);
+    }
+  }
+  m.crc32c = crc;
+  std::vector<uint64_t> keep;
+  for (auto& s : m.segments) keep.push_back(s.file_id);
+  auto where = ns_.resolve(bucket, key);
+  if (!where.ok()) return where.status();
+  auto r = commit_write(bucket, key, where.value(), std::move(m), PutConditions{});
+  if (!r.ok()) return r.status();
+  RETURN_IF_ERROR(store_.drop_upload(upload_id, keep));
+  return r;
+}
+
+Status Engine::abort_upload(const std::string& bucket, const std::string& key, const std::string& upload_id) {
+  auto up = get_upload(bucket, key, upload_id);
+  if (!up.ok()) return up.status();
+  return store_.drop_upload(upload_id, {});
+}
+
+Result<std::vector<PartInfo>> Engine::list_parts(const std::string& upload_id) {
+  auto parts = store_.list_parts(upload_id);
+  if (!parts.ok()) return parts.status();
+  std::vector<PartInfo> out;
+  for (auto& p : *parts) out.push_back({p.number, p.segment.size, p.etag, p.mtime_ms});
+  return out;
+}
+
+Result<std::vector<store::UploadMeta>> Engine::list_uploads(const std::string& bucket) {
+  RETURN_IF_ERROR(bucket_exists(bucket));
+  return store_.list_uploads(bucket);
+}
+
+}  // namespace reservoir::s3

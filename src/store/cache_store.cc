@@ -1,0 +1,406 @@
+#include "store/cache_store.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <set>
+
+#include <fmt/format.h>
+
+namespace reservoir::store {
+
+namespace {
+
+// Keyspaces of the index. Buckets cannot contain '\0' and keys are refused
+// with it, so '\0' separates them and keeps byte order = key order.
+std::string obj_key(const std::string& b, const std::string& k) { return "o" + b + std::string(1, '\0') + k; }
+std::string dirty_key(const std::string& b, const std::string& k) { return "d" + b + std::string(1, '\0') + k; }
+std::string parked_key(const std::string& b, const std::string& k) { return "k" + b + std::string(1, '\0') + k; }
+std::string bucket_key(const std::string& b) { return "b" + b; }
+std::string upload_key(const std::string& id) { return "u" + id; }
+std::string part_key(const std::string& id, int n) { return fmt::format("p{}{}{:05d}", id, '\0', n); }
+constexpr const char* kSeqKey = "m/seq";
+constexpr uint64_t kSeqBlock = 1 << 16;
+
+std::string prefix_end(std::string p) {
+  // Smallest string greater than every string with prefix p.
+  while (!p.empty() && static_cast<unsigned char>(p.back()) == 0xff) p.pop_back();
+  if (p.empty()) return std::string(1, '\xff') + std::string(1, '\xff');
+  p.back() = static_cast<char>(static_cast<unsigned char>(p.back()) + 1);
+  return p;
+}
+
+std::pair<std::string, std::string> split_bk(std::string_view rest) {
+  auto z = rest.find('\0');
+  return {std::string(rest.substr(0, z)), std::string(rest.substr(z + 1))};
+}
+
+}  // namespace
+
+bool is_dirty_state(const ObjectMeta& m) {
+  return m.state == PersistState::dirty || m.state == PersistState::persisting;
+}
+
+ReadHandle::~ReadHandle() {
+  for (int fd : fds_) ::close(fd);
+}
+
+ReadHandle& ReadHandle::operator=(ReadHandle&& o) noexcept {
+  if (this != &o) {
+    for (int fd : fds_) ::close(fd);
+    meta_ = std::move(o.meta_);
+    fds_ = std::move(o.fds_);
+    o.fds_.clear();
+  }
+  return *this;
+}
+
+Result<size_t> ReadHandle::pread(uint64_t offset, char* buf, size_t n) const {
+  uint64_t base = 0;
+  for (size_t i = 0; i < meta_.segments.size(); ++i) {
+    uint64_t sz = meta_.segments[i].size;
+    if (offset < base + sz) {
+      size_t want = static_cast<size_t>(std::min<uint64_t>(n, base + sz - offset));
+      ssize_t r;
+      do { r = ::pread(fds_[i], buf, want, static_cast<off_t>(offset - base)); } while (r < 0 && errno == EINTR);
+      if (r < 0) return errno_status("read cache file", errno);
+      if (r == 0) return io_error("cache file shorter than its index record");
+      return static_cast<size_t>(r);
+    }
+    base += sz;
+  }
+  return size_t{0};
+}
+
+CacheStore::CacheStore(std::string dir, std::unique_ptr<KvIndex> index, bool durable)
+    : files_(std::move(dir)), index_(std::move(index)), durable_(durable) {}
+
+Result<std::unique_ptr<CacheStore>> CacheStore::open(const std::string& cache_dir, std::unique_ptr<KvIndex> index,
+                                                     bool durable) {
+  std::unique_ptr<CacheStore> s(new CacheStore(cache_dir + "/objects", std::move(index), durable));
+  RETURN_IF_ERROR(s->files_.init());
+  RETURN_IF_ERROR(s->load_sequence());
+  // Dirty accounting: O(dirty objects), not O(cache).
+  Status st = s->scan_dirty([&](const std::string& b, const std::string& k) {
+    auto m = s->get(b, k);
+    if (m.ok() && m.value() && !m.value()->deleted) {
+      s->dirty_objects_++;
+      s->dirty_bytes_ += static_cast<int64_t>(m.value()->size);
+    }
+    return true;
+  });
+  RETURN_IF_ERROR(st);
+  return s;
+}
+
+Status CacheStore::load_sequence() {
+  auto v = index_->get(kSeqKey);
+  if (!v.ok()) return v.status();
+  uint64_t start = 1;
+  if (v.value()) start = std::stoull(*v.value());
+  // Ids handed out before a crash are all below the reserved limit.
+  seq_ = start;
+  seq_limit_ = start;
+  return ok_status();
+}
+
+uint64_t CacheStore::next_id() {
+  uint64_t id = seq_.fetch_add(1);
+  if (id >= seq_limit_) {
+    std::lock_guard lk(seq_mu_);
+    while (id >= seq_limit_) {
+      uint64_t limit = std::max(seq_limit_, id) + kSeqBlock;
+      KvBatch b;
+      b.put(kSeqKey, std::to_string(limit));
+      Status st = index_->write(b, true);
+      if (!st.ok()) {
+        // Without a durable reservation ids could repeat after a crash.
+        fmt::print(stderr, "fatal: cannot reserve ids in the index: {}\n", st.to_string());
+        std::abort();
+      }
+      seq_limit_ = limit;
+    }
+  }
+  return id;
+}
+
+std::mutex& CacheStore::key_lock(const std::string& bucket, const std::string& key) {
+  size_t h = std::hash<std::string>()(bucket) * 31 + std::hash<std::string>()(key);
+  return stripes_[h % stripes_.size()];
+}
+
+Result<std::unique_ptr<FileWriter>> CacheStore::new_file() { return files_.create(next_id()); }
+
+Result<std::optional<ObjectMeta>> CacheStore::get(const std::string& bucket, const std::string& key) {
+  auto v = index_->get(obj_key(bucket, key));
+  if (!v.ok()) return v.status();
+  if (!v.value()) return std::optional<ObjectMeta>();
+  auto m = decode_object(*v.value());
+  if (!m.ok()) return m.status();
+  return std::optional<ObjectMeta>(std::move(m.value()));
+}
+
+Result<ReadHandle> CacheStore::open(const std::string& bucket, const std::string& key) {
+  std::lock_guard lk(key_lock(bucket, key));
+  auto m = get(bucket, key);
+  if (!m.ok()) return m.status();
+  if (!m.value() || m.value()->deleted) return not_found(key);
+  if (!m.value()->cached) return not_found(key + " is not cached");
+  std::vector<int> fds;
+  for (auto& seg : m.value()->segments) {
+    auto fd = files_.open(seg.file_id);
+    if (!fd.ok()) {
+      for (int f : fds) ::close(f);
+      return io_error(fmt::format("data of {}/{} is missing from the cache: {}", bucket, key, fd.status().message()));
+    }
+    fds.push_back(*fd);
+  }
+  return ReadHandle(std::move(*m.value()), std::move(fds));
+}
+
+void CacheStore::remove_unshared(const ObjectMeta* old, const ObjectMeta& now) {
+  if (!old) return;
+  std::set<uint64_t> keep;
+  for (auto& s : now.segments) keep.insert(s.file_id);
+  for (auto& s : old->segments)
+    if (!keep.count(s.file_id)) files_.remove(s.file_id);
+}
+
+void CacheStore::account(const ObjectMeta* old, const ObjectMeta* now) {
+  auto add = [&](const ObjectMeta* m, int sign) {
+    if (m && !m->deleted && is_dirty_state(*m)) {
+      dirty_objects_ += sign;
+      dirty_bytes_ += sign * static_cast<int64_t>(m->size);
+    }
+  };
+  add(old, -1);
+  add(now, +1);
+}
+
+Result<ObjectMeta> CacheStore::commit(const std::string& bucket, const std::string& key, ObjectMeta m,
+                                     const Precondition& check) {
+  std::optional<ObjectMeta> old;
+  {
+    std::lock_guard lk(key_lock(bucket, key));
+    auto cur = get(bucket, key);
+    if (!cur.ok()) return cur.status();
+    old = std::move(cur.value());
+    if (check) RETURN_IF_ERROR(check(old));
+    m.version = next_id();
+    KvBatch b;
+    b.put(obj_key(bucket, key), encode(m));
+    if (is_dirty_state(m)) b.put(dirty_key(bucket, key), std::to_string(m.version));
+    else b.del(dirty_key(bucket, key));
+    b.del(parked_key(bucket, key));
+    RETURN_IF_ERROR(index_->write(b, durable_));
+    account(old ? &*old : nullptr, &m);
+  }
+  remove_unshared(old ? &*old : nullptr, m);
+  return m;
+}
+
+Result<bool> CacheStore::commit_if_absent(const std::string& bucket, const std::string& key, ObjectMeta m) {
+  std::lock_guard lk(key_lock(bucket, key));
+  auto cur = get(bucket, key);
+  if (!cur.ok()) return cur.status();
+  if (cur.value()) return false;
+  m.version = next_id();
+  KvBatch b;
+  b.put(obj_key(bucket, key), encode(m));
+  RETURN_IF_ERROR(index_->write(b, false));
+  return true;
+}
+
+Result<bool> CacheStore::set_state_if_current(const std::string& bucket, const std::string& key, uint64_t version,
+                                              PersistState state, const std::string& reason) {
+  std::optional<ObjectMeta> old;
+  {
+    std::lock_guard lk(key_lock(bucket, key));
+    auto cur = get(bucket, key);
+    if (!cur.ok()) return cur.status();
+    if (!cur.value() || cur.value()->version != version) return false;
+    ObjectMeta m = *cur.value();
+    old = m;
+    m.state = state;
+    m.park_reason = state == PersistState::parked ? reason : "";
+    KvBatch b;
+    if (m.deleted && state == PersistState::persisted) {
+      b.del(obj_key(bucket, key));  // the under store agrees: drop the tombstone
+    } else {
+      b.put(obj_key(bucket, key), encode(m));
+    }
+    if (is_dirty_state(m)) b.put(dirty_key(bucket, key), std::to_string(version));
+    else b.del(dirty_key(bucket, key));
+    if (state == PersistState::parked) b.put(parked_key(bucket, key), std::to_string(version));
+    else b.del(parked_key(bucket, key));
+    // `persisting` is not worth an fsync: after a crash the entry is dirty again.
+    RETURN_IF_ERROR(index_->write(b, durable_ && state != PersistState::persisting));
+    account(&*old, &m);
+  }
+  return true;
+}
+
+Status CacheStore::erase(const std::string& bucket, const std::string& key) {
+  std::optional<ObjectMeta> old;
+  {
+    std::lock_guard lk(key_lock(bucket, key));
+    auto cur = get(bucket, key);
+    if (!cur.ok()) return cur.status();
+    if (!cur.value()) return ok_status();
+    old = std::move(cur.value());
+    KvBatch b;
+    b.del(obj_key(bucket, key));
+    b.del(dirty_key(bucket, key));
+    b.del(parked_key(bucket, key));
+    RETURN_IF_ERROR(index_->write(b, durable_));
+    account(&*old, nullptr);
+  }
+  ObjectMeta none;
+  remove_unshared(&*old, none);
+  return ok_status();
+}
+
+Status CacheStore::scan_objects(const std::string& bucket, const std::string& prefix, const std::string& start_after,
+                                const std::function<bool(const std::string&, const ObjectMeta&)>& fn) {
+  std::string base = obj_key(bucket, "");
+  std::string start = obj_key(bucket, std::max(prefix, start_after));
+  std::string end = prefix_end(obj_key(bucket, prefix));
+  Status inner;
+  Status st = index_->scan(start, end, [&](std::string_view k, std::string_view v) {
+    std::string key(k.substr(base.size()));
+    if (key <= start_after && !start_after.empty()) return true;
+    auto m = decode_object(v);
+    if (!m.ok()) {
+      inner = m.status();
+      return false;
+    }
+    return fn(key, *m);
+  });
+  RETURN_IF_ERROR(st);
+  return inner;
+}
+
+Status CacheStore::scan_dirty(const std::function<bool(const std::string&, const std::string&)>& fn) {
+  return index_->scan("d", "e", [&](std::string_view k, std::string_view) {
+    auto [b, key] = split_bk(k.substr(1));
+    return fn(b, key);
+  });
+}
+
+Status CacheStore::scan_parked(const std::function<bool(const std::string&, const std::string&)>& fn) {
+  return index_->scan("k", "l", [&](std::string_view k, std::string_view) {
+    auto [b, key] = split_bk(k.substr(1));
+    return fn(b, key);
+  });
+}
+
+Status CacheStore::put_bucket(const std::string& name, int64_t created_ms) {
+  KvBatch b;
+  b.put(bucket_key(name), std::to_string(created_ms));
+  return index_->write(b, durable_);
+}
+
+Status CacheStore::delete_bucket(const std::string& name) {
+  KvBatch b;
+  b.del(bucket_key(name));
+  return index_->write(b, durable_);
+}
+
+Result<std::optional<int64_t>> CacheStore::bucket_created(const std::string& name) {
+  auto v = index_->get(bucket_key(name));
+  if (!v.ok()) return v.status();
+  if (!v.value()) return std::optional<int64_t>();
+  return std::optional<int64_t>(std::stoll(*v.value()));
+}
+
+Result<std::vector<std::pair<std::string, int64_t>>> CacheStore::list_buckets() {
+  std::vector<std::pair<std::string, int64_t>> out;
+  Status st = index_->scan("b", "c", [&](std::string_view k, std::string_view v) {
+    out.emplace_back(std::string(k.substr(1)), std::stoll(std::string(v)));
+    return true;
+  });
+  RETURN_IF_ERROR(st);
+  return out;
+}
+
+Status CacheStore::put_upload(const UploadMeta& u) {
+  KvBatch b;
+  b.put(upload_key(u.upload_id), encode(u));
+  return index_->write(b, durable_);
+}
+
+Result<std::optional<UploadMeta>> CacheStore::get_upload(const std::string& upload_id) {
+  auto v = index_->get(upload_key(upload_id));
+  if (!v.ok()) return v.status();
+  if (!v.value()) return std::optional<UploadMeta>();
+  auto u = decode_upload(*v.value());
+  if (!u.ok()) return u.status();
+  return std::optional<UploadMeta>(std::move(u.value()));
+}
+
+Status CacheStore::put_part(const std::string& upload_id, const PartMeta& p) {
+  std::optional<PartMeta> old;
+  {
+    std::lock_guard lk(key_lock(upload_id, std::to_string(p.number)));
+    auto v = index_->get(part_key(upload_id, p.number));
+    if (!v.ok()) return v.status();
+    if (v.value()) {
+      auto o = decode_part(*v.value());
+      if (o.ok()) old = o.value();
+    }
+    KvBatch b;
+    b.put(part_key(upload_id, p.number), encode(p));
+    RETURN_IF_ERROR(index_->write(b, durable_));
+  }
+  if (old && old->segment.file_id != p.segment.file_id) files_.remove(old->segment.file_id);
+  return ok_status();
+}
+
+Result<std::vector<PartMeta>> CacheStore::list_parts(const std::string& upload_id) {
+  std::vector<PartMeta> out;
+  std::string start = "p" + upload_id + std::string(1, '\0');
+  Status inner;
+  Status st = index_->scan(start, prefix_end(start), [&](std::string_view, std::string_view v) {
+    auto p = decode_part(v);
+    if (!p.ok()) {
+      inner = p.status();
+      return false;
+    }
+    out.push_back(*p);
+    return true;
+  });
+  RETURN_IF_ERROR(st);
+  RETURN_IF_ERROR(inner);
+  return out;
+}
+
+Result<std::vector<UploadMeta>> CacheStore::list_uploads(const std::string& bucket) {
+  std::vector<UploadMeta> out;
+  Status st = index_->scan("u", "v", [&](std::string_view, std::string_view v) {
+    auto u = decode_upload(v);
+    if (u.ok() && u->bucket == bucket) out.push_back(*u);
+    return true;
+  });
+  RETURN_IF_ERROR(st);
+  return out;
+}
+
+Status CacheStore::drop_upload(const std::string& upload_id, const std::vector<uint64_t>& keep_files) {
+  auto parts = list_parts(upload_id);
+  if (!parts.ok()) return parts.status();
+  KvBatch b;
+  b.del(upload_key(upload_id));
+  for (auto& p : *parts) b.del(part_key(upload_id, p.number));
+  RETURN_IF_ERROR(index_->write(b, durable_));
+  for (auto& p : *parts)
+    if (std::find(keep_files.begin(), keep_files.end(), p.segment.file_id) == keep_files.end())
+      files_.remove(p.segment.file_id);
+  return ok_status();
+}
+
+StoreStats CacheStore::stats() const {
+  return {static_cast<uint64_t>(std::max<int64_t>(0, dirty_objects_.load())),
+          static_cast<uint64_t>(std::max<int64_t>(0, dirty_bytes_.load()))};
+}
+
+}  // namespace reservoir::store

@@ -1,0 +1,39 @@
+// The index: an ordered, durable key-value map behind the cache store and the
+// dirty queue. RocksDB in production (rocks_index.cc), std::map in tests.
+// Thread-safe. A write batch is atomic.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "common/status.h"
+
+namespace reservoir::store {
+
+struct KvBatch {
+  // nullopt value = delete.
+  std::vector<std::pair<std::string, std::optional<std::string>>> ops;
+  void put(std::string k, std::string v) { ops.emplace_back(std::move(k), std::move(v)); }
+  void del(std::string k) { ops.emplace_back(std::move(k), std::nullopt); }
+};
+
+class KvIndex {
+ public:
+  virtual ~KvIndex() = default;
+  virtual Result<std::optional<std::string>> get(std::string_view key) = 0;
+  // sync = true: durable (WAL fsynced) before returning.
+  virtual Status write(const KvBatch& batch, bool sync) = 0;
+  // Calls fn(key, value) for keys in [start, end) in order until fn returns false.
+  virtual Status scan(std::string_view start, std::string_view end,
+                      const std::function<bool(std::string_view, std::string_view)>& fn) = 0;
+};
+
+Result<std::unique_ptr<KvIndex>> open_rocks_index(const std::string& dir);
+std::unique_ptr<KvIndex> make_memory_index();
+
+}  // namespace reservoir::store

@@ -1,0 +1,98 @@
+#include "store/object_files.h"
+
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+#include <fmt/format.h>
+
+#include "common/hash.h"
+
+namespace reservoir::store {
+
+FileWriter::FileWriter(std::string tmp_path, std::string final_path, int fd, uint64_t id)
+    : tmp_path_(std::move(tmp_path)), final_path_(std::move(final_path)), fd_(fd), id_(id) {
+  auto* ctx = EVP_MD_CTX_new();
+  EVP_DigestInit_ex(ctx, EVP_md5(), nullptr);
+  md5_ctx_ = ctx;
+}
+
+FileWriter::~FileWriter() {
+  if (fd_ >= 0) ::close(fd_);
+  if (!committed_) ::unlink(tmp_path_.c_str());
+  EVP_MD_CTX_free(static_cast<EVP_MD_CTX*>(md5_ctx_));
+}
+
+Status FileWriter::append(const char* data, size_t n) {
+  crc_ = crc32c_extend(crc_, data, n);
+  EVP_DigestUpdate(static_cast<EVP_MD_CTX*>(md5_ctx_), data, n);
+  size_ += n;
+  while (n > 0) {
+    ssize_t w = ::write(fd_, data, n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return errno_status("write cache file", errno);
+    }
+    data += w;
+    n -= static_cast<size_t>(w);
+  }
+  return ok_status();
+}
+
+std::string FileWriter::md5() {
+  unsigned char buf[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_DigestFinal_ex(static_cast<EVP_MD_CTX*>(md5_ctx_), buf, &len);
+  return std::string(reinterpret_cast<char*>(buf), len);
+}
+
+Status FileWriter::commit(bool sync) {
+  if (sync && ::fdatasync(fd_) != 0) return errno_status("fsync cache file", errno);
+  ::close(fd_);
+  fd_ = -1;
+  if (::rename(tmp_path_.c_str(), final_path_.c_str()) != 0) return errno_status("rename cache file", errno);
+  committed_ = true;
+  if (sync) {
+    std::string dir = final_path_.substr(0, final_path_.rfind('/'));
+    int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+      ::fsync(dfd);
+      ::close(dfd);
+    }
+  }
+  return ok_status();
+}
+
+std::string ObjectFiles::path(uint64_t id) const { return fmt::format("{}/{:02x}/{:016x}", dir_, id & 0xff, id); }
+
+Status ObjectFiles::init() {
+  std::error_code ec;
+  for (int i = 0; i < 256; ++i) {
+    std::string shard = fmt::format("{}/{:02x}", dir_, i);
+    std::filesystem::create_directories(shard, ec);
+    if (ec) return io_error(fmt::format("cannot create {}: {}", shard, ec.message()));
+  }
+  std::filesystem::create_directories(dir_ + "/tmp", ec);
+  for (auto& e : std::filesystem::directory_iterator(dir_ + "/tmp", ec)) std::filesystem::remove(e.path(), ec);
+  return ok_status();
+}
+
+Result<std::unique_ptr<FileWriter>> ObjectFiles::create(uint64_t id) {
+  std::string tmp = fmt::format("{}/tmp/{:016x}", dir_, id);
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return errno_status("create cache file", errno);
+  return std::make_unique<FileWriter>(tmp, path(id), fd, id);
+}
+
+Result<int> ObjectFiles::open(uint64_t id) const {
+  int fd = ::open(path(id).c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return errno_status("open cache file", errno);
+  return fd;
+}
+
+void ObjectFiles::remove(uint64_t id) const { ::unlink(path(id).c_str()); }
+
+}  // namespace reservoir::store

@@ -1,0 +1,381 @@
+#include "ufs/local_ufs.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "common/hash.h"
+
+namespace reservoir::ufs {
+
+namespace {
+
+constexpr const char* kMetaDir = ".reservoir-meta";
+constexpr const char* kTmpDir = ".reservoir-tmp";
+
+class Fd {
+ public:
+  explicit Fd(int fd = -1) : fd_(fd) {}
+  ~Fd() { if (fd_ >= 0) ::close(fd_); }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  int get() const { return fd_; }
+  int release() { int f = fd_; fd_ = -1; return f; }
+
+ private:
+  int fd_;
+};
+
+class FileSource : public Source {
+ public:
+  FileSource(int fd, uint64_t left) : fd_(fd), left_(left) {}
+  Result<size_t> read(char* buf, size_t n) override {
+    size_t want = static_cast<size_t>(std::min<uint64_t>(n, left_));
+    if (want == 0) return size_t{0};
+    ssize_t r;
+    do { r = ::read(fd_.get(), buf, want); } while (r < 0 && errno == EINTR);
+    if (r < 0) return errno_status("read", errno);
+    left_ -= static_cast<uint64_t>(r);
+    return static_cast<size_t>(r);
+  }
+
+ private:
+  Fd fd_;
+  uint64_t left_;
+};
+
+Status write_all(int fd, const char* p, size_t n) {
+  while (n > 0) {
+    ssize_t w = ::write(fd, p, n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return errno_status("write", errno);
+    }
+    p += w;
+    n -= static_cast<size_t>(w);
+  }
+  return ok_status();
+}
+
+nlohmann::json meta_to_json(const ObjectInfo& m) {
+  nlohmann::json j;
+  j["size"] = m.size;
+  j["etag"] = m.etag;
+  j["content_type"] = m.content_type;
+  j["headers"] = m.headers;
+  j["user_meta"] = m.user_meta;
+  j["tags"] = m.tags;
+  j["mtime_ms"] = m.mtime_ms;
+  return j;
+}
+
+class LocalUfs : public UnderStore {
+ public:
+  explicit LocalUfs(std::string root) : root_(std::move(root)) {}
+
+  std::string uri() const override { return "file://" + root_; }
+
+  Status check_path(const std::string& path) const override {
+    if (path.empty()) return invalid_argument("empty path");
+    size_t start = 0;
+    while (start <= path.size()) {
+      size_t end = path.find('/', start);
+      if (end == std::string::npos) end = path.size();
+      std::string_view seg(path.data() + start, end - start);
+      if (seg.empty())
+        return invalid_argument("the key has an empty path segment ('//' or a trailing '/'), which a file:// under store cannot hold");
+      if (seg == "." || seg == "..")
+        return invalid_argument("the key has a '.' or '..' path segment, which a file:// under store cannot hold");
+      if (seg.size() > 255) return invalid_argument("a path segment of the key is longer than 255 bytes");
+      if (seg.find('\0') != std::string_view::npos) return invalid_argument("the key contains a NUL byte");
+      if (start == 0 && seg.rfind(".reservoir-", 0) == 0) return invalid_argument("reserved name");
+      start = end + 1;
+    }
+    return ok_status();
+  }
+
+  Result<ObjectInfo> head(const std::string& path) override {
+    RETURN_IF_ERROR(check_path(path));
+    struct stat st;
+    if (::stat(data_path(path).c_str(), &st) != 0) return errno_status("stat " + path, errno);
+    if (!S_ISREG(st.st_mode)) return not_found(path + " is not an object");
+    ObjectInfo info;
+    info.path = path;
+    info.size = static_cast<uint64_t>(st.st_size);
+    info.mtime_ms = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000 + st.st_mtim.tv_nsec / 1000000;
+    load_sidecar(path, info);
+    return info;
+  }
+
+  Result<std::unique_ptr<Source>> get(const std::string& path, uint64_t offset, uint64_t length) override {
+    RETURN_IF_ERROR(check_path(path));
+    Fd fd(::open(data_path(path).c_str(), O_RDONLY | O_CLOEXEC));
+    if (fd.get() < 0) return errno_status("open " + path, errno);
+    struct stat st;
+    if (::fstat(fd.get(), &st) != 0) return errno_status("fstat", errno);
+    uint64_t size = static_cast<uint64_t>(st.st_size);
+    if (offset > size) offset = size;
+    uint64_t left = std::min<uint64_t>(length, size - offset);
+    if (::lseek(fd.get(), static_cast<off_t>(offset), SEEK_SET) < 0) return errno_status("lseek", errno);
+    return std::unique_ptr<Source>(std::make_unique<FileSource>(fd.release(), left));
+  }
+
+  Status put(const std::string& path, Source& src, uint64_t size, const ObjectInfo& meta) override {
+    RETURN_IF_ERROR(check_path(path));
+    std::string tmp = tmp_path();
+    Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    if (fd.get() < 0) return errno_status("create " + tmp, errno);
+    std::vector<char> buf(1 << 20);
+    uint64_t copied = 0;
+    for (;;) {
+      auto r = src.read(buf.data(), buf.size());
+      if (!r.ok()) { ::unlink(tmp.c_str()); return r.status(); }
+      if (*r == 0) break;
+      Status st = write_all(fd.get(), buf.data(), *r);
+      if (!st.ok()) { ::unlink(tmp.c_str()); return st; }
+      copied += *r;
+    }
+    if (copied != size) {
+      ::unlink(tmp.c_str());
+      return internal_error(fmt::format("source of {} gave {} bytes, expected {}", path, copied, size));
+    }
+    if (::fsync(fd.get()) != 0) { int e = errno; ::unlink(tmp.c_str()); return errno_status("fsync", e); }
+    // Sidecar first: a reader that sees the new data also sees its metadata.
+    ObjectInfo m = meta;
+    m.size = size;
+    Status st = write_sidecar(path, m);
+    if (st.ok()) st = make_parents(data_path(path));
+    if (st.ok() && ::rename(tmp.c_str(), data_path(path).c_str()) != 0) st = rename_error(path, errno);
+    if (!st.ok()) { ::unlink(tmp.c_str()); return st; }
+    fsync_dir(parent(data_path(path)));
+    return ok_status();
+  }
+
+  Status remove(const std::string& path) override {
+    RETURN_IF_ERROR(check_path(path));
+    if (::unlink(data_path(path).c_str()) != 0 && errno != ENOENT && errno != ENOTDIR) {
+      if (errno == EISDIR) return ok_status();
+      return errno_status("unlink " + path, errno);
+    }
+    ::unlink(meta_path(path).c_str());
+    prune_empty_parents(path);
+    return ok_status();
+  }
+
+  Result<ListPage> list(const std::string& prefix, const std::string& start_after, size_t max) override {
+    ListPage page;
+    Status st = walk("", prefix, start_after, max, page);
+    if (!st.ok()) return st;
+    return page;
+  }
+
+  Status make_dir(const std::string& path) override {
+    RETURN_IF_ERROR(check_path(path));
+    std::error_code ec;
+    std::filesystem::create_directories(data_path(path), ec);
+    if (ec) return io_error(fmt::format("mkdir {}: {}", path, ec.message()));
+    return ok_status();
+  }
+
+  Status remove_dir(const std::string& path) override {
+    RETURN_IF_ERROR(check_path(path));
+    std::error_code ec;
+    std::filesystem::remove_all(root_ + "/" + kMetaDir + "/" + path, ec);
+    if (::rmdir(data_path(path).c_str()) != 0 && errno != ENOENT) {
+      if (errno == ENOTEMPTY || errno == EEXIST) return failed_precondition(path + " is not empty in the under store");
+      return errno_status("rmdir " + path, errno);
+    }
+    return ok_status();
+  }
+
+  Result<bool> dir_exists(const std::string& path) override {
+    RETURN_IF_ERROR(check_path(path));
+    struct stat st;
+    if (::stat(data_path(path).c_str(), &st) != 0) return false;
+    return S_ISDIR(st.st_mode);
+  }
+
+  Result<std::vector<std::string>> list_dirs() override {
+    std::vector<std::string> out;
+    DIR* d = ::opendir(root_.c_str());
+    if (!d) return errno_status("opendir " + root_, errno);
+    while (auto* e = ::readdir(d)) {
+      std::string n = e->d_name;
+      if (n == "." || n == ".." || n.rfind(".reservoir-", 0) == 0) continue;
+      struct stat st;
+      if (::stat((root_ + "/" + n).c_str(), &st) == 0 && S_ISDIR(st.st_mode)) out.push_back(n);
+    }
+    ::closedir(d);
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+
+  Status init() {
+    std::error_code ec;
+    for (const char* sub : {"", kMetaDir, kTmpDir}) {
+      std::filesystem::create_directories(root_ + "/" + sub, ec);
+      if (ec) return io_error(fmt::format("cannot create {}/{}: {}", root_, sub, ec.message()));
+    }
+    // Leftovers of uploads interrupted by a crash.
+    for (auto& e : std::filesystem::directory_iterator(root_ + "/" + kTmpDir, ec)) std::filesystem::remove(e.path(), ec);
+    return ok_status();
+  }
+
+ private:
+  std::string data_path(const std::string& p) const { return root_ + "/" + p; }
+  std::string meta_path(const std::string& p) const { return root_ + "/" + kMetaDir + "/" + p; }
+  static std::string parent(const std::string& p) { return p.substr(0, p.rfind('/')); }
+
+  std::string tmp_path() {
+    static std::atomic<uint64_t> counter{0};
+    static const uint64_t salt = std::random_device{}();
+    return fmt::format("{}/{}/{:x}-{:x}", root_, kTmpDir, salt, counter.fetch_add(1));
+  }
+
+  Status rename_error(const std::string& path, int err) {
+    if (err == ENOTDIR || err == EISDIR || err == EEXIST || err == ENOTEMPTY)
+      return failed_precondition(fmt::format(
+          "cannot store '{}' in {}: a prefix of it is already an object, or it is already a prefix of other objects", path, uri()));
+    return errno_status("rename into " + path, err);
+  }
+
+  Status make_parents(const std::string& file) {
+    std::error_code ec;
+    std::filesystem::create_directories(parent(file), ec);
+    if (ec) {
+      if (ec == std::errc::not_a_directory || ec == std::errc::file_exists)
+        return failed_precondition(fmt::format("cannot store '{}': a prefix of it is already an object in {}", file.substr(root_.size() + 1), uri()));
+      return io_error(fmt::format("mkdir {}: {}", parent(file), ec.message()));
+    }
+    return ok_status();
+  }
+
+  static void fsync_dir(const std::string& dir) {
+    int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+      ::fsync(fd);
+      ::close(fd);
+    }
+  }
+
+  Status write_sidecar(const std::string& path, const ObjectInfo& m) {
+    std::string mp = meta_path(path);
+    RETURN_IF_ERROR(make_parents(mp));
+    std::string tmp = tmp_path();
+    {
+      std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+      f << meta_to_json(m).dump();
+      if (!f) return io_error("cannot write metadata sidecar for " + path);
+    }
+    if (::rename(tmp.c_str(), mp.c_str()) != 0) {
+      int e = errno;
+      ::unlink(tmp.c_str());
+      return rename_error(path, e);
+    }
+    return ok_status();
+  }
+
+  void load_sidecar(const std::string& path, ObjectInfo& info) {
+    std::ifstream f(meta_path(path), std::ios::binary);
+    if (f) {
+      try {
+        auto j = nlohmann::json::parse(f);
+        if (j.value("size", uint64_t{0}) == info.size) {
+          info.etag = j.value("etag", "");
+          info.content_type = j.value("content_type", "");
+          info.headers = j.value("headers", std::map<std::string, std::string>{});
+          info.user_meta = j.value("user_meta", std::map<std::string, std::string>{});
+          info.tags = j.value("tags", std::vector<std::pair<std::string, std::string>>{});
+          return;
+        }
+      } catch (const std::exception&) {
+      }
+    }
+    // Written by someone else: a stable ETag from size and mtime.
+    info.etag = hex_encode(md5_raw(fmt::format("{}:{}:{}", path, info.size, info.mtime_ms)));
+  }
+
+  void prune_empty_parents(const std::string& path) {
+    // Keep the bucket directory itself (depth 1).
+    std::string p = parent(path);
+    while (p.find('/') != std::string::npos) {
+      if (::rmdir(data_path(p).c_str()) != 0) break;
+      ::rmdir(meta_path(p).c_str());
+      p = parent(p);
+    }
+  }
+
+  // Depth-first walk in key order: a directory sorts as its name plus '/'.
+  Status walk(const std::string& rel, const std::string& prefix, const std::string& start_after, size_t max,
+              ListPage& page) {
+    std::string dir = rel.empty() ? root_ : root_ + "/" + rel.substr(0, rel.size() - 1);
+    DIR* d = ::opendir(dir.c_str());
+    if (!d) {
+      if (errno == ENOENT || errno == ENOTDIR) return ok_status();
+      return errno_status("opendir " + dir, errno);
+    }
+    std::vector<std::pair<std::string, bool>> names;  // sort key, is_dir
+    while (auto* e = ::readdir(d)) {
+      std::string n = e->d_name;
+      if (n == "." || n == "..") continue;
+      if (rel.empty() && n.rfind(".reservoir-", 0) == 0) continue;
+      bool is_dir = e->d_type == DT_DIR;
+      if (e->d_type == DT_UNKNOWN) {
+        struct stat st;
+        if (::stat((dir + "/" + n).c_str(), &st) != 0) continue;
+        is_dir = S_ISDIR(st.st_mode);
+      }
+      names.emplace_back(is_dir ? n + "/" : n, is_dir);
+    }
+    ::closedir(d);
+    std::sort(names.begin(), names.end());
+    for (auto& [name, is_dir] : names) {
+      if (page.truncated) break;
+      std::string full = rel + name;
+      if (is_dir) {
+        bool related = full.rfind(prefix, 0) == 0 || prefix.rfind(full, 0) == 0;
+        if (!related) continue;
+        if (start_after.size() && start_after > full && start_after.rfind(full, 0) != 0) continue;
+        RETURN_IF_ERROR(walk(full, prefix, start_after, max, page));
+      } else {
+        if (full.rfind(prefix, 0) != 0 || full <= start_after) continue;
+        if (page.entries.size() == max) {
+          page.truncated = true;
+          break;
+        }
+        auto info = head(full);
+        if (!info.ok()) continue;
+        page.entries.push_back(std::move(info.value()));
+      }
+    }
+    return ok_status();
+  }
+
+  std::string root_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<UnderStore>> make_local_ufs(const std::string& root_dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(root_dir, ec);
+  std::string root = std::filesystem::absolute(root_dir, ec).lexically_normal().string();
+  if (!root.empty() && root.back() == '/') root.pop_back();
+  auto u = std::make_unique<LocalUfs>(root);
+  RETURN_IF_ERROR(u->init());
+  return std::unique_ptr<UnderStore>(std::move(u));
+}
+
+}  // namespace reservoir::ufs

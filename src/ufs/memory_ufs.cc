@@ -1,0 +1,151 @@
+#include "ufs/memory_ufs.h"
+
+#include <chrono>
+
+#include "common/hash.h"
+
+namespace reservoir::ufs {
+
+Status MemoryUfs::check_fault() {
+  if (fail_count_ > 0) {
+    --fail_count_;
+    return fail_status_;
+  }
+  return ok_status();
+}
+
+Status MemoryUfs::check_path(const std::string& path) const {
+  if (path.empty()) return invalid_argument("empty path");
+  return ok_status();
+}
+
+Result<ObjectInfo> MemoryUfs::head(const std::string& path) {
+  std::lock_guard lk(mu_);
+  RETURN_IF_ERROR(check_fault());
+  auto it = objects_.find(path);
+  if (it == objects_.end()) return not_found(path);
+  return it->second.info;
+}
+
+Result<std::unique_ptr<Source>> MemoryUfs::get(const std::string& path, uint64_t offset, uint64_t length) {
+  std::lock_guard lk(mu_);
+  RETURN_IF_ERROR(check_fault());
+  auto it = objects_.find(path);
+  if (it == objects_.end()) return not_found(path);
+  const std::string& d = it->second.data;
+  if (offset > d.size()) offset = d.size();
+  std::string part = d.substr(offset, static_cast<size_t>(std::min<uint64_t>(length, d.size() - offset)));
+  bytes_served_ += part.size();
+  return std::unique_ptr<Source>(std::make_unique<StringSource>(std::move(part)));
+}
+
+Status MemoryUfs::put(const std::string& path, Source& src, uint64_t size, const ObjectInfo& meta) {
+  {
+    std::unique_lock lk(mu_);
+    cv_.wait(lk, [&] { return !hold_; });
+    RETURN_IF_ERROR(check_fault());
+  }
+  auto data = read_all(src);
+  if (!data.ok()) return data.status();
+  if (data->size() != size) return internal_error("short source");
+  std::lock_guard lk(mu_);
+  Obj o{std::move(data.value()), meta};
+  o.info.path = path;
+  o.info.size = size;
+  o.info.mtime_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                        std::chrono::system_clock::now().time_since_epoch()).count();
+  if (o.info.etag.empty()) o.info.etag = hex_encode(md5_raw(o.data));
+  objects_[path] = std::move(o);
+  ++puts_;
+  return ok_status();
+}
+
+Status MemoryUfs::remove(const std::string& path) {
+  std::unique_lock lk(mu_);
+  cv_.wait(lk, [&] { return !hold_; });
+  RETURN_IF_ERROR(check_fault());
+  objects_.erase(path);
+  return ok_status();
+}
+
+Result<ListPage> MemoryUfs::list(const std::string& prefix, const std::string& start_after, size_t max) {
+  std::lock_guard lk(mu_);
+  RETURN_IF_ERROR(check_fault());
+  ListPage page;
+  for (auto it = objects_.upper_bound(start_after); it != objects_.end(); ++it) {
+    if (it->first.compare(0, prefix.size(), prefix) != 0) {
+      if (it->first > prefix) break;
+      continue;
+    }
+    if (page.entries.size() == max) {
+      page.truncated = true;
+      break;
+    }
+    page.entries.push_back(it->second.info);
+  }
+  return page;
+}
+
+Status MemoryUfs::make_dir(const std::string& path) {
+  std::lock_guard lk(mu_);
+  RETURN_IF_ERROR(check_fault());
+  dirs_[path] = true;
+  return ok_status();
+}
+
+Status MemoryUfs::remove_dir(const std::string& path) {
+  std::lock_guard lk(mu_);
+  RETURN_IF_ERROR(check_fault());
+  auto it = objects_.lower_bound(path + "/");
+  if (it != objects_.end() && it->first.rfind(path + "/", 0) == 0) return failed_precondition("not empty");
+  dirs_.erase(path);
+  return ok_status();
+}
+
+Result<bool> MemoryUfs::dir_exists(const std::string& path) {
+  std::lock_guard lk(mu_);
+  return dirs_.count(path) > 0;
+}
+
+Result<std::vector<std::string>> MemoryUfs::list_dirs() {
+  std::lock_guard lk(mu_);
+  std::vector<std::string> out;
+  for (auto& [k, v] : dirs_) out.push_back(k);
+  return out;
+}
+
+void MemoryUfs::fail_next(int count, Status st) {
+  std::lock_guard lk(mu_);
+  fail_count_ = count;
+  fail_status_ = std::move(st);
+}
+
+void MemoryUfs::hold_writes(bool hold) {
+  std::lock_guard lk(mu_);
+  hold_ = hold;
+  cv_.notify_all();
+}
+
+std::optional<std::string> MemoryUfs::data(const std::string& path) const {
+  std::lock_guard lk(mu_);
+  auto it = objects_.find(path);
+  if (it == objects_.end()) return std::nullopt;
+  return it->second.data;
+}
+
+size_t MemoryUfs::object_count() const {
+  std::lock_guard lk(mu_);
+  return objects_.size();
+}
+
+uint64_t MemoryUfs::puts() const {
+  std::lock_guard lk(mu_);
+  return puts_;
+}
+
+uint64_t MemoryUfs::bytes_served() const {
+  std::lock_guard lk(mu_);
+  return bytes_served_;
+}
+
+}  // namespace reservoir::ufs

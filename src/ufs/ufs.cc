@@ -1,0 +1,42 @@
+#include "ufs/ufs.h"
+
+#include <cstring>
+
+#include "ufs/local_ufs.h"
+#include "ufs/memory_ufs.h"
+
+namespace reservoir::ufs {
+
+Result<size_t> StringSource::read(char* buf, size_t n) {
+  size_t k = std::min(n, data_.size() - pos_);
+  std::memcpy(buf, data_.data() + pos_, k);
+  pos_ += k;
+  return k;
+}
+
+Result<std::string> read_all(Source& src) {
+  std::string out;
+  char buf[65536];
+  for (;;) {
+    auto r = src.read(buf, sizeof buf);
+    if (!r.ok()) return r.status();
+    if (*r == 0) break;
+    out.append(buf, *r);
+  }
+  return out;
+}
+
+Result<std::unique_ptr<UnderStore>> open_under_store(const std::string& uri) {
+  if (uri.rfind("file://", 0) == 0) {
+    std::string dir = uri.substr(7);
+    if (dir.empty()) return invalid_argument("file:// URI needs a directory: " + uri);
+    return make_local_ufs(dir);
+  }
+  if (uri.rfind("mem://", 0) == 0) {
+    return std::unique_ptr<UnderStore>(std::make_unique<MemoryUfs>(uri));
+  }
+  if (uri.rfind("s3://", 0) == 0) return unimplemented("s3:// under stores are not available in this build yet: " + uri);
+  return invalid_argument("unknown under-store URI scheme (use file:// or mem://): " + uri);
+}
+
+}  // namespace reservoir::ufs

@@ -1,0 +1,70 @@
+#include "common/config.h"
+
+#include <gtest/gtest.h>
+
+#include "common/units.h"
+
+namespace reservoir {
+
+TEST(config_test, defaults_mount_root_on_local_directory) {
+  Config c = default_config();
+  ASSERT_EQ(c.mounts.size(), 1u);
+  EXPECT_EQ(c.mounts[0].path, "/");
+  EXPECT_EQ(c.mounts[0].ufs, "file://./reservoir-data/ufs");
+  EXPECT_EQ(c.mounts[0].write_mode, WriteMode::write_back);
+  EXPECT_TRUE(c.default_credentials());
+}
+
+TEST(config_test, parses_the_design_example) {
+  auto c = parse_config(R"(
+[server]
+s3_listen = "127.0.0.1:9100"
+data_dir = "/tmp/x"
+durability = "none"
+[auth]
+access_key = "ak"
+secret_key = "sk"
+[[mount]]
+path = "/datasets"
+ufs = "mem://d"
+write_mode = "cache-through"
+persist = { max_ops_per_sec = 100, max_bytes_per_sec = "200MiB", concurrency = 16, delay = "1s" }
+on_full = "reject"
+[[policy]]
+path = "/datasets/tmp/"
+write_mode = "transient"
+ttl = "1h"
+)");
+  ASSERT_TRUE(c.ok()) << c.status().to_string();
+  EXPECT_EQ(c->server.s3_listen, "127.0.0.1:9100");
+  EXPECT_EQ(c->server.durability, Durability::none);
+  ASSERT_EQ(c->mounts.size(), 1u);
+  EXPECT_EQ(c->mounts[0].persist.max_bytes_per_sec, 200ull << 20);
+  EXPECT_EQ(c->mounts[0].persist.delay.count(), 1000);
+  EXPECT_EQ(c->mounts[0].on_full, OnFull::reject);
+  ASSERT_EQ(c->policies.size(), 1u);
+  EXPECT_EQ(*c->policies[0].write_mode, WriteMode::transient);
+  EXPECT_EQ(c->policies[0].ttl->count(), 3600 * 1000);
+}
+
+TEST(config_test, rejects_bad_values_with_the_key_name) {
+  auto c = parse_config("[[mount]]\npath = \"/\"\nufs = \"file:///x\"\nwrite_mode = \"sometimes\"\n");
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("write_mode"), std::string::npos);
+  auto d = parse_config("[server]\nthreads = \"many\"\n");
+  ASSERT_FALSE(d.ok());
+  EXPECT_NE(d.status().message().find("server.threads"), std::string::npos);
+  EXPECT_FALSE(parse_config("this is = = not toml").ok());
+}
+
+TEST(config_test, sizes_and_durations) {
+  EXPECT_EQ(*parse_size("1GiB"), 1ull << 30);
+  EXPECT_EQ(*parse_size("20GB"), 20'000'000'000ull);
+  EXPECT_EQ(*parse_size("512"), 512u);
+  EXPECT_FALSE(parse_size("12 parsecs").ok());
+  EXPECT_EQ(parse_duration("1h30m")->count(), 5'400'000);
+  EXPECT_EQ(parse_duration("250ms")->count(), 250);
+  EXPECT_FALSE(parse_duration("soon").ok());
+}
+
+}  // namespace reservoir
