@@ -120,7 +120,7 @@ awaitable<void> handle(s3::Engine& engine, const Config& config, boost::asio::th
     } catch (...) {
     }
     auto timeout = wait ? std::chrono::milliseconds(timeout_s * 1000) : std::chrono::milliseconds(0);
-    auto r = co_await http::run_blocking(pool, [&engine, bucket = bucket, prefix = prefix, timeout] {
+    auto r = co_await http::run_blocking(pool, [&] {
       return engine.persister().sync(bucket, prefix, timeout);
     });
     co_await reply(resp, 200, sync_json(r));
@@ -132,7 +132,7 @@ awaitable<void> handle(s3::Engine& engine, const Config& config, boost::asio::th
   }
   if (path == "/admin/v1/retry-parked" && req.method == "POST") {
     auto [bucket, prefix] = split_prefix(q.get("prefix"));
-    auto n = co_await http::run_blocking(pool, [&engine, bucket = bucket, prefix = prefix] {
+    auto n = co_await http::run_blocking(pool, [&] {
       return engine.persister().retry_parked(bucket, prefix);
     });
     co_await reply(resp, n.ok() ? 200 : 500, retry_json(n));

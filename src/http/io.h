@@ -54,24 +54,24 @@ class ResponseWriter {
 
 using Handler = std::function<awaitable<void>(const Request&, BodyReader&, ResponseWriter&)>;
 
-// Runs fn() on the blocking pool and resumes the coroutine on its own
-// executor with the result. fn must not capture references to coroutine
-// locals that die before it runs (the coroutine is suspended meanwhile, so
-// its locals are alive).
+// Runs fn() on the blocking pool and resumes the awaiting coroutine on its
+// own executor with the result. Not a coroutine itself: fn is moved into the
+// posted work (GCC 12 mishandles class-type parameters of coroutines).
+// Callers capture by reference ([&]): the awaiting coroutine stays suspended,
+// so its locals outlive fn; by-value captures of class types made inside a
+// coroutine body are miscompiled by GCC 12 (shallow copies).
 template <typename F>
-awaitable<std::invoke_result_t<F>> run_blocking(asio::thread_pool& pool, F fn) {
+auto run_blocking(asio::thread_pool& pool, F fn) {
   using R = std::invoke_result_t<F>;
-  auto ex = co_await asio::this_coro::executor;
-  std::optional<R> out;
-  co_await asio::async_initiate<decltype(asio::use_awaitable), void()>(
-      [&pool, &fn, &out, ex](auto handler) mutable {
-        asio::post(pool, [&fn, &out, ex, h = std::move(handler)]() mutable {
-          out.emplace(fn());
-          asio::post(ex, std::move(h));
+  return asio::async_initiate<decltype(asio::use_awaitable), void(R)>(
+      [&pool](auto handler, F f) {
+        auto ex = asio::get_associated_executor(handler);
+        asio::post(pool, [f = std::move(f), h = std::move(handler), ex]() mutable {
+          R r = f();
+          asio::post(ex, [h = std::move(h), r = std::move(r)]() mutable { std::move(h)(std::move(r)); });
         });
       },
-      asio::use_awaitable);
-  co_return std::move(*out);
+      asio::use_awaitable, std::move(fn));
 }
 
 }  // namespace reservoir::http

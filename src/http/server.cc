@@ -223,7 +223,7 @@ Request to_request(const bhttp::request<bhttp::buffer_body>& m, bool tls) {
 }
 
 template <class Stream>
-awaitable<void> write_simple(Stream& s, int status, std::string body) {
+awaitable<void> write_simple(Stream& s, int status, const std::string& body) {
   std::string msg = fmt::format(
       "HTTP/1.1 {} {}\r\nServer: Reservoir\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
       status, reason(status), body.size(), body);
@@ -240,7 +240,7 @@ awaitable<void> serve_requests(Stream& stream, Server::Impl* impl, Handler* hand
   for (;;) {
     Parser parser;
     parser.header_limit(static_cast<std::uint32_t>(impl->limits.max_header_bytes));
-    parser.body_limit(boost::none);
+    parser.body_limit(std::numeric_limits<std::uint64_t>::max());
     error_code ec;
     lowest(stream).expires_after(impl->limits.header_timeout);
     co_await bhttp::async_read_header(stream, buf, parser, asio::redirect_error(asio::use_awaitable, ec));
@@ -250,10 +250,12 @@ awaitable<void> serve_requests(Stream& stream, Server::Impl* impl, Handler* hand
                               "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>RequestHeaderSectionTooLarge</Code>"
                               "<Message>Your request header section exceeds the maximum allowed size.</Message></Error>");
       else if (ec != bhttp::error::end_of_stream && ec != asio::error::operation_aborted && ec != beast::error::timeout &&
-               ec != asio::error::eof && ec != asio::error::connection_reset && ec != ssl::error::stream_truncated)
+               ec != asio::error::eof && ec != asio::error::connection_reset && ec != ssl::error::stream_truncated) {
+        LOG_DEBUG("bad request header: {}", ec.message());
         co_await write_simple(stream, 400,
                               "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>BadRequest</Code>"
                               "<Message>The request could not be parsed as HTTP/1.1.</Message></Error>");
+      }
       co_return;
     }
     auto& msg = parser.get();

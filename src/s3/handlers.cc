@@ -126,16 +126,28 @@ awaitable<void> send_error(Ctx& c, const Status& st) {
   (void)co_await c.resp.send_body(xml.data(), xml.size());
 }
 
-awaitable<void> send_xml(Ctx& c, int status, std::string xml, Headers extra) {
-  extra.emplace_back("x-amz-request-id", c.request_id);
-  extra.emplace_back("Content-Type", "application/xml");
-  if (!(co_await c.resp.send_head(status, extra, xml.size())).ok()) co_return;
+awaitable<void> send_xml(Ctx& c, int status, const std::string& xml, const Headers& extra) {
+  Headers h = extra;
+  h.emplace_back("x-amz-request-id", c.request_id);
+  h.emplace_back("Content-Type", "application/xml");
+  if (!(co_await c.resp.send_head(status, h, xml.size())).ok()) co_return;
   (void)co_await c.resp.send_body(xml.data(), xml.size());
 }
 
-awaitable<void> send_empty(Ctx& c, int status, Headers extra) {
-  extra.emplace_back("x-amz-request-id", c.request_id);
-  (void)co_await c.resp.send_head(status, extra, 0);
+awaitable<void> send_xml(Ctx& c, int status, const std::string& xml) {
+  Headers none;
+  co_await send_xml(c, status, xml, none);
+}
+
+awaitable<void> send_empty(Ctx& c, int status, const Headers& extra) {
+  Headers h = extra;
+  h.emplace_back("x-amz-request-id", c.request_id);
+  (void)co_await c.resp.send_head(status, h, 0);
+}
+
+awaitable<void> send_empty(Ctx& c, int status) {
+  Headers none;
+  co_await send_empty(c, status, none);
 }
 
 std::string quote_etag(const std::string& etag) { return "\"" + etag + "\""; }
@@ -310,7 +322,7 @@ awaitable<Result<std::unique_ptr<store::FileWriter>>> receive_body(Ctx& c, std::
   BodyDecoder d(c);
   Status st = d.init();
   if (!st.ok()) co_return st;
-  auto file = co_await c.blocking([&c] { return c.engine().new_file(); });
+  auto file = co_await c.blocking([&] { return c.engine().new_file(); });
   if (!file.ok()) co_return file.status();
   constexpr size_t kChunk = 1 << 20;
   std::vector<char> buf(kChunk);
@@ -323,7 +335,7 @@ awaitable<Result<std::unique_ptr<store::FileWriter>>> receive_body(Ctx& c, std::
     if (fill == kChunk || (*r == 0 && fill > 0)) {
       const char* p = buf.data();
       size_t n = fill;
-      Status ws = co_await c.blocking([w, p, n] { return w->append(p, n); });
+      Status ws = co_await c.blocking([&] { return w->append(p, n); });
       if (!ws.ok()) {
         if (ws.code() == Code::resource_exhausted) co_return s3_error("SlowDown", "The cache is out of space; retry later");
         co_return ws;

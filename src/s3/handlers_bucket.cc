@@ -21,7 +21,7 @@ void owner(XmlWriter& w, const char* tag = "Owner") {
 }
 
 awaitable<void> list_buckets(Ctx& c) {
-  auto bs = co_await c.blocking([&c] { return c.engine().list_buckets(); });
+  auto bs = co_await c.blocking([&] { return c.engine().list_buckets(); });
   if (!bs.ok()) {
     co_await send_error(c, bs.status());
     co_return;
@@ -80,7 +80,7 @@ awaitable<void> list_objects(Ctx& c, int version) {
   } else {
     lr.start_after = c.q("marker");
   }
-  auto res = co_await c.blocking([&c, lr] { return c.engine().list(c.bucket, lr); });
+  auto res = co_await c.blocking([&] { return c.engine().list(c.bucket, lr); });
   if (!res.ok()) {
     co_await send_error(c, res.status());
     co_return;
@@ -135,7 +135,7 @@ awaitable<void> list_versions(Ctx& c) {
   lr.delimiter = c.q("delimiter");
   lr.max_keys = *mk;
   lr.start_after = c.q("key-marker");
-  auto res = co_await c.blocking([&c, lr] { return c.engine().list(c.bucket, lr); });
+  auto res = co_await c.blocking([&] { return c.engine().list(c.bucket, lr); });
   if (!res.ok()) {
     co_await send_error(c, res.status());
     co_return;
@@ -176,7 +176,7 @@ awaitable<void> list_versions(Ctx& c) {
 }
 
 awaitable<void> list_uploads(Ctx& c) {
-  auto ups = co_await c.blocking([&c] { return c.engine().list_uploads(c.bucket); });
+  auto ups = co_await c.blocking([&] { return c.engine().list_uploads(c.bucket); });
   if (!ups.ok()) {
     co_await send_error(c, ups.status());
     co_return;
@@ -245,7 +245,7 @@ awaitable<void> delete_objects(Ctx& c) {
     co_return;
   }
   std::vector<std::string> keys = req->keys;
-  auto results = co_await c.blocking([&c, keys] {
+  auto results = co_await c.blocking([&] {
     std::vector<Status> out;
     for (auto& k : keys) {
       Status st = c.engine().delete_object(c.bucket, k);
@@ -275,7 +275,7 @@ awaitable<void> delete_objects(Ctx& c) {
   co_await send_xml(c, 200, w.take());
 }
 
-awaitable<void> bucket_status(Ctx& c, Status st, int ok_status_code) {
+awaitable<void> bucket_status(Ctx& c, const Status& st, int ok_status_code) {
   if (!st.ok()) co_await send_error(c, st);
   else {
     Headers h;
@@ -304,7 +304,7 @@ awaitable<void> handle_bucket(Ctx& c) {
     }
   if (c.has("versioning")) {
     if (m == "GET") {
-      Status st = co_await c.blocking([&c] { return c.engine().head_bucket(c.bucket); });
+      Status st = co_await c.blocking([&] { return c.engine().head_bucket(c.bucket); });
       if (!st.ok()) co_await send_error(c, st);
       else co_await send_xml(c, 200, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<VersioningConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"/>");
     } else {
@@ -317,7 +317,7 @@ awaitable<void> handle_bucket(Ctx& c) {
       co_await send_error(c, s3_error("NotImplemented", "Bucket ACLs cannot be changed; the owner has FULL_CONTROL"));
       co_return;
     }
-    Status st = co_await c.blocking([&c] { return c.engine().head_bucket(c.bucket); });
+    Status st = co_await c.blocking([&] { return c.engine().head_bucket(c.bucket); });
     if (!st.ok()) {
       co_await send_error(c, st);
       co_return;
@@ -338,10 +338,10 @@ awaitable<void> handle_bucket(Ctx& c) {
       co_await send_error(c, body.status());
       co_return;
     }
-    Status st = co_await c.blocking([&c] { return c.engine().create_bucket(c.bucket); });
+    Status st = co_await c.blocking([&] { return c.engine().create_bucket(c.bucket); });
     co_await bucket_status(c, st, 200);
   } else if (m == "HEAD") {
-    Status st = co_await c.blocking([&c] { return c.engine().head_bucket(c.bucket); });
+    Status st = co_await c.blocking([&] { return c.engine().head_bucket(c.bucket); });
     if (!st.ok()) co_await send_error(c, st);
     else {
       Headers h;
@@ -349,14 +349,14 @@ awaitable<void> handle_bucket(Ctx& c) {
       co_await send_empty(c, 200, h);
     }
   } else if (m == "DELETE") {
-    Status st = co_await c.blocking([&c] { return c.engine().delete_bucket(c.bucket); });
+    Status st = co_await c.blocking([&] { return c.engine().delete_bucket(c.bucket); });
     if (!st.ok()) co_await send_error(c, st);
     else co_await send_empty(c, 204);
   } else if (m == "POST" && c.has("delete")) {
     co_await delete_objects(c);
   } else if (m == "GET") {
     if (c.has("location")) {
-      Status st = co_await c.blocking([&c] { return c.engine().head_bucket(c.bucket); });
+      Status st = co_await c.blocking([&] { return c.engine().head_bucket(c.bucket); });
       if (!st.ok()) {
         co_await send_error(c, st);
         co_return;

@@ -41,8 +41,13 @@ struct Ctx {
 };
 
 awaitable<void> send_error(Ctx& c, const Status& st);
-awaitable<void> send_xml(Ctx& c, int status, std::string xml, Headers extra = {});
-awaitable<void> send_empty(Ctx& c, int status, Headers extra = {});
+// Coroutines take class types by const reference, never by value or with
+// default arguments: GCC 12 miscompiles both (SIGILL at entry). Arguments
+// that are temporaries live until the end of the awaiting full-expression.
+awaitable<void> send_xml(Ctx& c, int status, const std::string& xml, const Headers& extra);
+awaitable<void> send_xml(Ctx& c, int status, const std::string& xml);
+awaitable<void> send_empty(Ctx& c, int status, const Headers& extra);
+awaitable<void> send_empty(Ctx& c, int status);
 
 // Reads a small request body (XML) completely, verifying its checksums.
 awaitable<Result<std::string>> read_small_body(Ctx& c, size_t max_bytes);

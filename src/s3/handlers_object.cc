@@ -49,7 +49,7 @@ Status check_read_conditions(const http::Request& req, const store::ObjectMeta& 
 }
 
 awaitable<void> get_object(Ctx& c, bool head) {
-  auto h = co_await c.blocking([&c] { return c.engine().open_object(c.bucket, c.key); });
+  auto h = co_await c.blocking([&] { return c.engine().open_object(c.bucket, c.key); });
   if (!h.ok()) {
     co_await send_error(c, h.status());
     co_return;
@@ -140,7 +140,7 @@ awaitable<void> get_object(Ctx& c, bool head) {
     size_t want = static_cast<size_t>(std::min<uint64_t>(buf.size(), end - off));
     char* bp = buf.data();
     uint64_t at = off;
-    auto n = co_await c.blocking([hp, at, bp, want]() -> Result<size_t> {
+    auto n = co_await c.blocking([&]() -> Result<size_t> {
       size_t got = 0;
       while (got < want) {
         auto r = hp->pread(at + got, bp + got, want - got);
@@ -202,12 +202,12 @@ awaitable<void> copy_object(Ctx& c) {
     co_await send_error(c, attrs.status());
     co_return;
   }
-  Status chk = co_await c.blocking([&c] { return c.engine().check_write(c.bucket, c.key); });
+  Status chk = co_await c.blocking([&] { return c.engine().check_write(c.bucket, c.key); });
   if (!chk.ok()) {
     co_await send_error(c, chk);
     co_return;
   }
-  auto h = co_await c.blocking([&c, sb = sb, sk = sk] { return c.engine().open_object(sb, sk); });
+  auto h = co_await c.blocking([&] { return c.engine().open_object(sb, sk); });
   if (!h.ok()) {
     co_await send_error(c, h.status());
     co_return;
@@ -226,7 +226,7 @@ awaitable<void> copy_object(Ctx& c) {
   }
   if (tag_directive == "COPY") a.tags = sm.tags;
   const store::ReadHandle* hp = &h.value();
-  auto meta = co_await c.blocking([&c, hp, a]() -> Result<store::ObjectMeta> {
+  auto meta = co_await c.blocking([&]() -> Result<store::ObjectMeta> {
     auto f = c.engine().copy_to_file(*hp, 0, hp->meta().size);
     if (!f.ok()) return f.status();
     return c.engine().finish_put(c.bucket, c.key, std::move(f.value()), a, PutConditions{});
@@ -264,7 +264,7 @@ awaitable<void> put_object(Ctx& c) {
     }
     cond.if_none_match_star = true;
   }
-  Status chk = co_await c.blocking([&c] { return c.engine().check_write(c.bucket, c.key); });
+  Status chk = co_await c.blocking([&] { return c.engine().check_write(c.bucket, c.key); });
   if (!chk.ok()) {
     co_await send_error(c, chk);
     co_return;
@@ -277,7 +277,7 @@ awaitable<void> put_object(Ctx& c) {
   }
   auto f = std::move(file.value());
   store::FileWriter* fp = f.release();
-  auto meta = co_await c.blocking([&c, fp, a, cond] {
+  auto meta = co_await c.blocking([&] {
     return c.engine().finish_put(c.bucket, c.key, std::unique_ptr<store::FileWriter>(fp), a, cond);
   });
   if (!meta.ok()) {
@@ -292,7 +292,7 @@ awaitable<void> put_object(Ctx& c) {
 }
 
 awaitable<void> delete_object(Ctx& c) {
-  Status st = co_await c.blocking([&c] { return c.engine().delete_object(c.bucket, c.key); });
+  Status st = co_await c.blocking([&] { return c.engine().delete_object(c.bucket, c.key); });
   if (!st.ok() && st.s3_code() && std::string(st.s3_code()) == "NoSuchKey") st = ok_status();
   if (!st.ok()) {
     co_await send_error(c, st);
@@ -302,7 +302,7 @@ awaitable<void> delete_object(Ctx& c) {
 }
 
 awaitable<void> get_tagging(Ctx& c) {
-  auto m = co_await c.blocking([&c] { return c.engine().head_object(c.bucket, c.key); });
+  auto m = co_await c.blocking([&] { return c.engine().head_object(c.bucket, c.key); });
   if (!m.ok()) {
     co_await send_error(c, m.status());
     co_return;
@@ -336,7 +336,7 @@ awaitable<void> put_tagging(Ctx& c, bool remove) {
     }
     tags = t.value();
   }
-  Status st = co_await c.blocking([&c, tags] { return c.engine().put_tags(c.bucket, c.key, tags); });
+  Status st = co_await c.blocking([&] { return c.engine().put_tags(c.bucket, c.key, tags); });
   if (!st.ok()) {
     co_await send_error(c, st);
     co_return;
@@ -345,7 +345,7 @@ awaitable<void> put_tagging(Ctx& c, bool remove) {
 }
 
 awaitable<void> get_attributes(Ctx& c) {
-  auto m = co_await c.blocking([&c] { return c.engine().head_object(c.bucket, c.key); });
+  auto m = co_await c.blocking([&] { return c.engine().head_object(c.bucket, c.key); });
   if (!m.ok()) {
     co_await send_error(c, m.status());
     co_return;
@@ -383,7 +383,7 @@ awaitable<void> get_attributes(Ctx& c) {
 
 awaitable<void> get_acl(Ctx& c) {
   if (!c.key.empty()) {
-    auto m = co_await c.blocking([&c] { return c.engine().head_object(c.bucket, c.key); });
+    auto m = co_await c.blocking([&] { return c.engine().head_object(c.bucket, c.key); });
     if (!m.ok()) {
       co_await send_error(c, m.status());
       co_return;
@@ -413,7 +413,7 @@ awaitable<void> create_upload(Ctx& c) {
     co_return;
   }
   ObjectAttrs a = attrs.value();
-  auto id = co_await c.blocking([&c, a] { return c.engine().create_upload(c.bucket, c.key, a); });
+  auto id = co_await c.blocking([&] { return c.engine().create_upload(c.bucket, c.key, a); });
   if (!id.ok()) {
     co_await send_error(c, id.status());
     co_return;
@@ -443,7 +443,7 @@ awaitable<void> upload_part(Ctx& c) {
     co_return;
   }
   std::string upload_id = c.q("uploadId");
-  auto up = co_await c.blocking([&c, upload_id] { return c.engine().get_upload(c.bucket, c.key, upload_id); });
+  auto up = co_await c.blocking([&] { return c.engine().get_upload(c.bucket, c.key, upload_id); });
   if (!up.ok()) {
     co_await send_error(c, up.status());
     co_return;
@@ -459,7 +459,7 @@ awaitable<void> upload_part(Ctx& c) {
       co_return;
     }
     auto [sb, sk] = src.value();
-    auto h = co_await c.blocking([&c, sb = sb, sk = sk] { return c.engine().open_object(sb, sk); });
+    auto h = co_await c.blocking([&] { return c.engine().open_object(sb, sk); });
     if (!h.ok()) {
       co_await send_error(c, h.status());
       co_return;
@@ -481,7 +481,7 @@ awaitable<void> upload_part(Ctx& c) {
       len = r.value()->length();
     }
     const store::ReadHandle* hp = &h.value();
-    file = co_await c.blocking([&c, hp, first, len] { return c.engine().copy_to_file(*hp, first, len); });
+    file = co_await c.blocking([&] { return c.engine().copy_to_file(*hp, first, len); });
   } else {
     file = co_await receive_body(c, checksums);
   }
@@ -490,8 +490,8 @@ awaitable<void> upload_part(Ctx& c) {
     co_return;
   }
   store::FileWriter* fp = file.value().release();
-  auto etag = co_await c.blocking([&c, fp, upload_id, n = *pn] {
-    return c.engine().put_part(upload_id, n, std::unique_ptr<store::FileWriter>(fp));
+  auto etag = co_await c.blocking([&] {
+    return c.engine().put_part(upload_id, *pn, std::unique_ptr<store::FileWriter>(fp));
   });
   if (!etag.ok()) {
     co_await send_error(c, etag.status());
@@ -526,7 +526,7 @@ awaitable<void> complete_upload(Ctx& c) {
   std::vector<CompletedPart> parts;
   for (auto& r : *refs) parts.push_back({r.number, r.etag});
   std::string upload_id = c.q("uploadId");
-  auto meta = co_await c.blocking([&c, upload_id, parts] {
+  auto meta = co_await c.blocking([&] {
     return c.engine().complete_upload(c.bucket, c.key, upload_id, parts);
   });
   if (!meta.ok()) {
@@ -547,7 +547,7 @@ awaitable<void> complete_upload(Ctx& c) {
 
 awaitable<void> abort_upload(Ctx& c) {
   std::string upload_id = c.q("uploadId");
-  Status st = co_await c.blocking([&c, upload_id] { return c.engine().abort_upload(c.bucket, c.key, upload_id); });
+  Status st = co_await c.blocking([&] { return c.engine().abort_upload(c.bucket, c.key, upload_id); });
   if (!st.ok()) {
     co_await send_error(c, st);
     co_return;
@@ -557,12 +557,12 @@ awaitable<void> abort_upload(Ctx& c) {
 
 awaitable<void> list_parts(Ctx& c) {
   std::string upload_id = c.q("uploadId");
-  auto up = co_await c.blocking([&c, upload_id] { return c.engine().get_upload(c.bucket, c.key, upload_id); });
+  auto up = co_await c.blocking([&] { return c.engine().get_upload(c.bucket, c.key, upload_id); });
   if (!up.ok()) {
     co_await send_error(c, up.status());
     co_return;
   }
-  auto parts = co_await c.blocking([&c, upload_id] { return c.engine().list_parts(upload_id); });
+  auto parts = co_await c.blocking([&] { return c.engine().list_parts(upload_id); });
   if (!parts.ok()) {
     co_await send_error(c, parts.status());
     co_return;
