@@ -1,6 +1,7 @@
 # Two commands matter: `make run` and `make test`. Both install what they need.
 BUILD_DIR ?= build/release
-CMAKE_FLAGS ?= -G Ninja -DCMAKE_BUILD_TYPE=Release
+CXX_COMPILER ?= clang++-14
+CMAKE_FLAGS ?= -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=$(CXX_COMPILER)
 JOBS ?= $(shell nproc)
 ARGS ?=
 

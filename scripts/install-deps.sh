@@ -3,7 +3,7 @@
 # Idempotent: packages already present are skipped quickly.
 set -euo pipefail
 PKGS=(
-  build-essential cmake ninja-build ccache pkg-config
+  build-essential clang-14 cmake ninja-build ccache pkg-config
   libboost1.74-dev libboost-context1.74-dev
   librocksdb-dev libssl-dev libspdlog-dev libfmt-dev nlohmann-json3-dev
   libcli11-dev libtomlplusplus-dev libpugixml-dev libxxhash-dev

@@ -112,7 +112,8 @@ awaitable<void> handle(s3::Engine& engine, const Config& config, boost::asio::th
   }
   Query q = parse_query(req.raw_query);
   if (path == "/admin/v1/sync" && req.method == "POST") {
-    auto [bucket, prefix] = split_prefix(q.get("prefix"));
+    auto bp = split_prefix(q.get("prefix"));
+    std::string bucket = bp.first, prefix = bp.second;
     bool wait = q.get("wait", "true") != "false";
     int64_t timeout_s = 3600;
     try {
@@ -131,7 +132,8 @@ awaitable<void> handle(s3::Engine& engine, const Config& config, boost::asio::th
     co_return;
   }
   if (path == "/admin/v1/retry-parked" && req.method == "POST") {
-    auto [bucket, prefix] = split_prefix(q.get("prefix"));
+    auto bp = split_prefix(q.get("prefix"));
+    std::string bucket = bp.first, prefix = bp.second;
     auto n = co_await http::run_blocking(pool, [&] {
       return engine.persister().retry_parked(bucket, prefix);
     });

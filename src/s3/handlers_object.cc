@@ -184,7 +184,7 @@ awaitable<void> copy_object(Ctx& c) {
     co_await send_error(c, src.status());
     co_return;
   }
-  auto [sb, sk] = src.value();
+  std::string sb = src->first, sk = src->second;
   std::string directive = c.req.header_or("x-amz-metadata-directive", "COPY");
   std::string tag_directive = c.req.header_or("x-amz-tagging-directive", "COPY");
   if ((directive != "COPY" && directive != "REPLACE") || (tag_directive != "COPY" && tag_directive != "REPLACE")) {
@@ -458,7 +458,7 @@ awaitable<void> upload_part(Ctx& c) {
       co_await send_error(c, src.status());
       co_return;
     }
-    auto [sb, sk] = src.value();
+    std::string sb = src->first, sk = src->second;
     auto h = co_await c.blocking([&] { return c.engine().open_object(sb, sk); });
     if (!h.ok()) {
       co_await send_error(c, h.status());
