@@ -102,7 +102,9 @@ class BeastBody : public BodyReader {
       : s_(s), buf_(buf), p_(p), need_continue_(expect_continue), limits_(limits) {}
 
   awaitable<Result<size_t>> read_some(char* out, size_t n) override {
-    if (p_.is_done()) co_return size_t{0};
+    // "100 Continue" even for an empty body: botocore keeps the status of a
+    // final response that arrived instead of it and misparses the next
+    // response on the connection.
     if (need_continue_) {
       need_continue_ = false;
       static const std::string k100 = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -111,6 +113,7 @@ class BeastBody : public BodyReader {
       co_await asio::async_write(s_, asio::buffer(k100), asio::redirect_error(asio::use_awaitable, ec));
       if (ec) co_return Status(Code::unavailable, "write 100-continue: " + ec.message(), "IncompleteBody");
     }
+    if (p_.is_done()) co_return size_t{0};
     while (!p_.is_done()) {
       p_.get().body().data = out;
       p_.get().body().size = n;
@@ -134,6 +137,9 @@ class BeastBody : public BodyReader {
   }
   bool complete() const override { return p_.is_done(); }
   bool failed() const { return failed_; }
+  // The client still waits for "100 Continue" (the handler answered without
+  // reading the body): the connection cannot be reused safely.
+  bool continue_pending() const { return need_continue_; }
 
  private:
   Stream& s_;
@@ -280,7 +286,7 @@ awaitable<void> serve_requests(Stream& stream, Server::Impl* impl, Handler* hand
       co_return;
     }
     impl->active--;
-    if (resp.wants_close() || !resp.finished() || body.failed()) co_return;
+    if (resp.wants_close() || !resp.finished() || body.failed() || body.continue_pending()) co_return;
     if (!parser.is_done()) {
       // The handler answered without reading the body (an early error):
       // discard a small remainder to keep the connection, else close.

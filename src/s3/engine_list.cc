@@ -85,8 +85,16 @@ Result<ListResult> Engine::list(const std::string& bucket, const ListRequest& re
   auto where = ns_.resolve_bucket(bucket);
   if (!where.ok()) return where.status();
   std::string base = where->mount->is_root() ? bucket + "/" : "";
-  CacheCursor cache(store_, bucket, req.prefix, req.start_after);
-  UfsCursor under(*where->mount->store, base, req.prefix, req.start_after);
+  // Resuming after a common prefix skips every key under it (keys are UTF-8,
+  // so none has a 0xff byte).
+  std::string after = req.start_after;
+  if (!req.delimiter.empty() && after.size() > req.prefix.size() && after.compare(0, req.prefix.size(), req.prefix) == 0 &&
+      after.size() >= req.delimiter.size() &&
+      after.compare(after.size() - req.delimiter.size(), req.delimiter.size(), req.delimiter) == 0 &&
+      after.find(req.delimiter, req.prefix.size()) == after.size() - req.delimiter.size())
+    after += std::string(1, '\xff');
+  CacheCursor cache(store_, bucket, req.prefix, after);
+  UfsCursor under(*where->mount->store, base, req.prefix, after);
   ListResult out;
   size_t count = 0;
   std::string last_prefix;
@@ -111,7 +119,7 @@ Result<ListResult> Engine::list(const std::string& bucket, const ListRequest& re
       e = {i.path, i.size, i.etag, i.mtime_ms};
       under.next();
     }
-    if (!present || e.key <= req.start_after) continue;
+    if (!present || e.key <= after) continue;
     if (!req.delimiter.empty()) {
       size_t d = e.key.find(req.delimiter, req.prefix.size());
       if (d != std::string::npos) {

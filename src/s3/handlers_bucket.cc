@@ -197,17 +197,31 @@ awaitable<void> list_uploads(Ctx& c) {
   w.elem("UploadIdMarker", id_marker);
   w.elem("Prefix", prefix);
   w.elem("MaxUploads", static_cast<uint64_t>(*mk));
+  std::string delimiter = c.q("delimiter");
+  if (!delimiter.empty()) w.elem("Delimiter", delimiter);
   int count = 0;
   bool truncated = false;
   std::string next_key, next_id;
   std::string body;
   XmlWriter items;
+  std::vector<std::string> prefixes;
   for (auto& u : *ups) {
     if (u.key.compare(0, prefix.size(), prefix) != 0) continue;
     if (!key_marker.empty() && (u.key < key_marker || (u.key == key_marker && (id_marker.empty() || u.upload_id <= id_marker)))) continue;
     if (count == *mk) {
       truncated = true;
       break;
+    }
+    if (!delimiter.empty()) {
+      auto d = u.key.find(delimiter, prefix.size());
+      if (d != std::string::npos) {
+        std::string cp = u.key.substr(0, d + delimiter.size());
+        if (prefixes.empty() || prefixes.back() != cp) {
+          prefixes.push_back(cp);
+          ++count;
+        }
+        continue;
+      }
     }
     items.open("Upload");
     items.elem("Key", u.key);
@@ -229,6 +243,7 @@ awaitable<void> list_uploads(Ctx& c) {
   std::string xml = w.take();
   std::string it = items.take();
   xml += it.substr(it.find('\n') + 1);  // drop the second XML declaration
+  for (auto& p : prefixes) xml += "<CommonPrefixes><Prefix>" + xml_escape(p) + "</Prefix></CommonPrefixes>";
   xml += "</ListMultipartUploadsResult>";
   co_await send_xml(c, 200, xml);
 }

@@ -473,7 +473,16 @@ awaitable<void> upload_part(Ctx& c) {
     uint64_t first = 0, len = src_meta.size;
     if (auto rh = c.req.header("x-amz-copy-source-range")) {
       auto r = parse_range(*rh, src_meta.size);
-      if (!r.ok() || !r.value() || rh->find("bytes=-") != std::string::npos) {
+      bool inside = false;
+      if (r.ok() && r.value() && rh->find("bytes=-") == std::string::npos) {
+        // Unlike GET, a copy range must lie wholly inside the source.
+        auto dash = rh->find('-');
+        try {
+          inside = std::stoull(rh->substr(dash + 1)) < src_meta.size;
+        } catch (...) {
+        }
+      }
+      if (!inside) {
         co_await send_error(c, s3_error("InvalidArgument", "The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are the zero-based offsets of the first and last bytes to copy"));
         co_return;
       }
