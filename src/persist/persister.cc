@@ -150,10 +150,11 @@ void Persister::worker(Queue* q) {
     q->in_flight.insert(full);
     lk.unlock();
     auto [bucket, key] = split_key(full);
-    process(q, bucket, key, attempt);
+    Next next = process(q, bucket, key, attempt);
     lk.lock();
     q->in_flight.erase(full);
     if (q->again.erase(full)) schedule(q, full, Clock::now() + q->mount->config.persist.delay, 0);
+    else if (next.again) schedule(q, full, Clock::now() + next.delay, next.attempt);
   }
 }
 
@@ -177,43 +178,43 @@ Status Persister::upload(Queue* q, ns::Resolved& where, const std::string& bucke
   return where.mount->store->put(where.ufs_path, src, meta.size, info);
 }
 
-void Persister::process(Queue* q, const std::string& bucket, const std::string& key, int attempt) {
+Persister::Next Persister::process(Queue* q, const std::string& bucket, const std::string& key, int attempt) {
   auto cur = store_.get(bucket, key);
   if (!cur.ok()) {
     LOG_WARN("persister: cannot read index for {}/{}: {}", bucket, key, cur.status().to_string());
-    std::lock_guard lk(q->mu);
-    schedule(q, join_key(bucket, key), Clock::now() + backoff(attempt), attempt + 1);
-    return;
+    return {true, backoff(attempt), attempt + 1};
   }
-  if (!cur.value() || !store::is_dirty_state(*cur.value())) return;
+  if (!cur.value() || !store::is_dirty_state(*cur.value())) return {};
   store::ObjectMeta meta = *cur.value();
   auto where = ns_.resolve(bucket, key);
   Status st = where.ok() ? ok_status() : where.status();
   if (st.ok()) {
     auto marked = store_.set_state_if_current(bucket, key, meta.version, store::PersistState::persisting);
-    if (!marked.ok() || !marked.value()) return;  // superseded: the newer version is queued
+    if (!marked.ok()) return {true, backoff(attempt), attempt + 1};
+    if (!marked.value()) return {true, std::chrono::milliseconds(0), 0};  // superseded: take the newer version
     st = upload(q, where.value(), bucket, key, meta);
   }
   if (st.ok()) {
     auto done = store_.set_state_if_current(bucket, key, meta.version, store::PersistState::persisted);
     std::lock_guard lk(q->mu);
     q->persisted++;
-    if (done.ok() && !done.value()) schedule(q, join_key(bucket, key), Clock::now(), 0);
-    return;
+    // A newer version arrived during the upload: it goes next.
+    if (done.ok() && !done.value()) return {true, std::chrono::milliseconds(0), 0};
+    return {};
   }
-  if (st.code() == Code::aborted) return;
+  if (st.code() == Code::aborted) return {true, std::chrono::milliseconds(0), 0};
   if (st.retryable() || st.code() == Code::io_error || st.code() == Code::internal) {
     LOG_DEBUG("persister: retry {}/{} (attempt {}): {}", bucket, key, attempt + 1, st.to_string());
     (void)store_.set_state_if_current(bucket, key, meta.version, store::PersistState::dirty);
     std::lock_guard lk(q->mu);
     q->retries++;
-    schedule(q, join_key(bucket, key), Clock::now() + backoff(attempt), attempt + 1);
-    return;
+    return {true, backoff(attempt), attempt + 1};
   }
   LOG_WARN("persister: parked {}/{}: {}", bucket, key, st.to_string());
   (void)store_.set_state_if_current(bucket, key, meta.version, store::PersistState::parked, st.to_string());
   std::lock_guard lk(q->mu);
   q->parked++;
+  return {};
 }
 
 SyncResult Persister::sync(const std::string& bucket, const std::string& prefix, std::chrono::milliseconds timeout) {
@@ -230,6 +231,8 @@ SyncResult Persister::sync(const std::string& bucket, const std::string& prefix,
     return true;
   };
   (void)store_.scan_dirty(collect);
+  // Objects parked before the call are part of the answer too.
+  (void)store_.scan_parked(collect);
   // Release held-back writes now.
   for (auto& w : wants) {
     Queue* q = queue_for(w.bucket);
@@ -243,7 +246,6 @@ SyncResult Persister::sync(const std::string& bucket, const std::string& prefix,
   SyncResult res;
   for (;;) {
     res.pending = 0;
-    res.parked.clear();
     std::vector<Want> still;
     for (auto& w : wants) {
       auto m = store_.get(w.bucket, w.key);

@@ -65,7 +65,14 @@ class Persister {
  private:
   struct Queue;
   void worker(Queue* q);
-  void process(Queue* q, const std::string& bucket, const std::string& key, int attempt);
+  // What a worker does with a key after processing it (applied once the key
+  // is no longer in flight, so two uploads of one key never overlap).
+  struct Next {
+    bool again = false;
+    std::chrono::milliseconds delay{0};
+    int attempt = 0;
+  };
+  Next process(Queue* q, const std::string& bucket, const std::string& key, int attempt);
   Status upload(Queue* q, ns::Resolved& where, const std::string& bucket, const std::string& key,
                 store::ObjectMeta& meta);
   void schedule(Queue* q, const std::string& full, std::chrono::steady_clock::time_point when, int attempt);

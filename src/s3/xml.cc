@@ -88,7 +88,7 @@ Status malformed(const std::string& why = "") {
 
 Result<pugi::xml_document*> load(pugi::xml_document& doc, std::string_view body) {
   if (body.empty()) return malformed("empty body");
-  auto r = doc.load_buffer(body.data(), body.size(), pugi::parse_default, pugi::encoding_utf8);
+  auto r = doc.load_buffer(body.data(), body.size(), pugi::parse_default | pugi::parse_ws_pcdata_single, pugi::encoding_utf8);
   if (!r) return malformed(r.description());
   return &doc;
 }

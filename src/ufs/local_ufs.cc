@@ -109,7 +109,7 @@ class LocalUfs : public UnderStore {
   Result<ObjectInfo> head(const std::string& path) override {
     RETURN_IF_ERROR(check_path(path));
     struct stat st;
-    if (::stat(data_path(path).c_str(), &st) != 0) return errno_status("stat " + path, errno);
+    if (::stat(data_path(path).c_str(), &st) != 0) return absent_or_error("stat " + path, errno);
     if (!S_ISREG(st.st_mode)) return not_found(path + " is not an object");
     ObjectInfo info;
     info.path = path;
@@ -122,7 +122,7 @@ class LocalUfs : public UnderStore {
   Result<std::unique_ptr<Source>> get(const std::string& path, uint64_t offset, uint64_t length) override {
     RETURN_IF_ERROR(check_path(path));
     Fd fd(::open(data_path(path).c_str(), O_RDONLY | O_CLOEXEC));
-    if (fd.get() < 0) return errno_status("open " + path, errno);
+    if (fd.get() < 0) return absent_or_error("open " + path, errno);
     struct stat st;
     if (::fstat(fd.get(), &st) != 0) return errno_status("fstat", errno);
     uint64_t size = static_cast<uint64_t>(st.st_size);
@@ -155,9 +155,13 @@ class LocalUfs : public UnderStore {
     // Sidecar first: a reader that sees the new data also sees its metadata.
     ObjectInfo m = meta;
     m.size = size;
-    Status st = write_sidecar(path, m);
-    if (st.ok()) st = make_parents(data_path(path));
-    if (st.ok() && ::rename(tmp.c_str(), data_path(path).c_str()) != 0) st = rename_error(path, errno);
+    Status st = make_parents(data_path(path));
+    if (st.ok()) st = write_sidecar(path, m);
+    if (st.ok() && ::rename(tmp.c_str(), data_path(path).c_str()) != 0) {
+      st = rename_error(path, errno);
+      ::unlink(meta_path(path).c_str());
+      prune_empty_meta_parents(path);
+    }
     if (!st.ok()) { ::unlink(tmp.c_str()); return st; }
     fsync_dir(parent(data_path(path)));
     return ok_status();
@@ -305,6 +309,20 @@ class LocalUfs : public UnderStore {
     }
     // Written by someone else: a stable ETag from size and mtime.
     info.etag = hex_encode(md5_raw(fmt::format("{}:{}:{}", path, info.size, info.mtime_ms)));
+  }
+
+  // A path below an existing object (ENOTDIR) is simply absent.
+  static Status absent_or_error(const std::string& what, int err) {
+    if (err == ENOTDIR || err == ENOENT) return not_found(what + ": no such object");
+    return errno_status(what, err);
+  }
+
+  void prune_empty_meta_parents(const std::string& path) {
+    std::string p = parent(path);
+    while (p.find('/') != std::string::npos) {
+      if (::rmdir(meta_path(p).c_str()) != 0) break;
+      p = parent(p);
+    }
   }
 
   void prune_empty_parents(const std::string& path) {

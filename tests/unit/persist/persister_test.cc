@@ -318,7 +318,7 @@ TEST(persister_test, retry_parked_honours_bucket_and_prefix) {
 // persisted". A write parked before sync() is called is not persisted, but
 // sync() only collects the dirty queue, which parked objects have left, so it
 // answers done=true with no parked entries.
-TEST(persister_test, DISABLED_sync_reports_objects_parked_before_the_call) {
+TEST(persister_test, sync_reports_objects_parked_before_the_call) {
   PersistFixture f(1h);
   f.mem().fail_next(1, permission_denied("denied by backend"));
   f.write("k", "parked bytes");
@@ -337,7 +337,7 @@ TEST(persister_test, DISABLED_sync_reports_objects_parked_before_the_call) {
 // Here one of two uploads fails permanently while the other waits ~0.5 s for
 // the operations limiter (2 ops/s, burst 1): sync sees the park, then the
 // other upload finishes, and sync answers done=true with no parked entries.
-TEST(persister_test, DISABLED_sync_keeps_reporting_a_park_seen_in_an_earlier_poll) {
+TEST(persister_test, sync_keeps_reporting_a_park_seen_in_an_earlier_poll) {
   PersistFixture f(1h, true, /*max_ops_per_sec=*/2);
   f.mem().fail_next(1, permission_denied("denied by backend"));
   f.write("a", "alpha");

@@ -275,7 +275,7 @@ TEST_F(engine_list_test, paging_covers_every_key_exactly_once) {
 // the marker / continuation token, the next page starts at "dir/c2", which
 // rolls up into "dir/" again: the prefix is returned on every page and the
 // listing never ends (S3 skips everything under a common-prefix marker).
-TEST_F(engine_list_test, DISABLED_paging_with_delimiter_covers_every_entry_exactly_once) {
+TEST_F(engine_list_test, paging_with_delimiter_covers_every_entry_exactly_once) {
   ListRequest req;
   req.delimiter = "/";
   for (int page = 1; page <= 5; ++page) {
@@ -340,7 +340,7 @@ TEST(engine_test, deleted_then_rewritten_key_is_listed_once) {
 // HeadObject of "x/y" when "x" is an object of a file:// under store: the key
 // does not exist, so S3 answers 404 NoSuchKey (GetObject does). HeadObject
 // passes the local store's ENOTDIR (invalid_argument) through: 400.
-TEST(engine_test, DISABLED_head_below_a_file_object_is_no_such_key) {
+TEST(engine_test, head_below_a_file_object_is_no_such_key) {
   TempDir ufs_dir;
   auto local = ufs::make_local_ufs(ufs_dir.path());
   ASSERT_TRUE(local.ok());

@@ -168,7 +168,7 @@ TEST_F(local_ufs_test, directory_is_not_an_object) {
 // object ("x/y" when "x" is a file) can never exist, so head must say
 // not_found; today it reports invalid_argument (ENOTDIR), which the engine's
 // HeadObject passes to the client as 400 InvalidArgument instead of 404.
-TEST_F(local_ufs_test, DISABLED_object_below_a_file_is_not_found) {
+TEST_F(local_ufs_test, object_below_a_file_is_not_found) {
   must_put("bkt/x", "file");
   auto h = ufs_->head("bkt/x/y");
   ASSERT_FALSE(h.ok());
@@ -360,7 +360,7 @@ TEST_F(local_ufs_test, directory_blocks_a_key_with_its_name) {
 // a sidecar) the sidecar of "f/g" is written before the data rename fails, so
 // ".reservoir-meta/bkt/f/" becomes a directory and "f" itself can no longer
 // be overwritten (its sidecar rename hits that directory).
-TEST_F(local_ufs_test, DISABLED_refused_put_below_foreign_file_leaves_no_sidecar) {
+TEST_F(local_ufs_test, refused_put_below_foreign_file_leaves_no_sidecar) {
   {
     std::ofstream f(root() + "/bkt/f", std::ios::binary);
     f << "foreign";
