@@ -259,7 +259,11 @@ class ReservoirServer(_Target):
     def __init__(self, root: Path, *, write_mode: str = "write-back", delay: str = "0s",
                  concurrency: int = 4, policies: list[dict] | None = None,
                  mounts: list[dict] | None = None, ufs_dir: Path | None = None,
-                 allow_anonymous: bool = False, extra_toml: str = ""):
+                 allow_anonymous: bool = False, extra_toml: str = "",
+                 server_options: dict | None = None, tls: tuple | None = None):
+        """server_options: more [server] keys, e.g. {"header_timeout": "2s",
+        "max_connections": 8} (str values are quoted, int/bool written as TOML).
+        tls: (cert_pem, key_pem) paths: also listen for HTTPS on a free port (tls_endpoint)."""
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.data_dir = self.root / "data"
@@ -274,12 +278,19 @@ class ReservoirServer(_Target):
         self.mounts = mounts
         self.allow_anonymous = allow_anonymous
         self.extra_toml = extra_toml
+        self.server_options = dict(server_options or {})
+        self.tls = tuple(tls) if tls else None
         self.port = 0
         self.admin_port = 0
+        self.tls_port = 0
 
     @property
     def admin_endpoint(self) -> str:
         return f"http://{HOST}:{self.admin_port}"
+
+    @property
+    def tls_endpoint(self) -> str:
+        return f"https://{HOST}:{self.tls_port}"
 
     def ufs_path(self, bucket: str, key: str = "") -> Path:
         return self.ufs_dir / bucket / key if key else self.ufs_dir / bucket
@@ -290,6 +301,16 @@ class ReservoirServer(_Target):
             f"s3_listen = {toml_str(f'{HOST}:{self.port}')}",
             f"admin_listen = {toml_str(f'{HOST}:{self.admin_port}')}",
             f"data_dir = {toml_str(self.data_dir)}",
+        ]
+        if self.tls:
+            out += [f"tls_listen = {toml_str(f'{HOST}:{self.tls_port}')}",
+                    f"tls_cert = {toml_str(self.tls[0])}",
+                    f"tls_key = {toml_str(self.tls[1])}"]
+        for k, v in self.server_options.items():
+            val = ("true" if v else "false") if isinstance(v, bool) else \
+                str(v) if isinstance(v, int) else toml_str(v)
+            out.append(f"{k} = {val}")
+        out += [
             "",
             "[auth]",
             f"access_key = {toml_str(ACCESS_KEY)}",
@@ -325,10 +346,15 @@ class ReservoirServer(_Target):
                               f"(build it with `make build`, or set RESERVOIR_BIN)")
         last = None
         for attempt in range(3):  # a picked port can be taken in between: retry
-            if not (keep_ports and attempt == 0 and self.port and self.admin_port):
+            if not (keep_ports and attempt == 0 and self.port and self.admin_port
+                    and (self.tls_port or not self.tls)):
                 self.port, self.admin_port = free_port(), free_port()
                 while self.admin_port == self.port:
                     self.admin_port = free_port()
+                if self.tls:
+                    self.tls_port = free_port()
+                    while self.tls_port in (self.port, self.admin_port):
+                        self.tls_port = free_port()
             self.config_path.write_text(self.render_config())
             self._spawn([RESERVOIR_BIN, "serve", "--config", self.config_path])
             deadline = time.time() + timeout
@@ -386,7 +412,8 @@ def start_target(root: Path, **kw) -> _Target:
 
 def make_client(endpoint: str, *, access_key: str = ACCESS_KEY, secret_key: str = SECRET_KEY,
                 addressing_style: str = "path", max_pool: int = 10, read_timeout: float = 120,
-                signature_version: str = "s3v4", **config_kw):
+                signature_version: str = "s3v4", verify=None, **config_kw):
+    """verify: for https endpoints, a CA bundle path (or False); None = botocore's default."""
     cfg = Config(signature_version=signature_version, region_name=REGION,
                  s3={"addressing_style": addressing_style},
                  retries={"total_max_attempts": 1, "mode": "standard"},
@@ -394,7 +421,7 @@ def make_client(endpoint: str, *, access_key: str = ACCESS_KEY, secret_key: str 
                  max_pool_connections=max_pool, **config_kw)
     return boto3.session.Session().client(
         "s3", endpoint_url=endpoint, aws_access_key_id=access_key,
-        aws_secret_access_key=secret_key, region_name=REGION, config=cfg)
+        aws_secret_access_key=secret_key, region_name=REGION, config=cfg, verify=verify)
 
 
 @contextlib.contextmanager

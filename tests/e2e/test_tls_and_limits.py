@@ -1,0 +1,710 @@
+"""The HTTPS listener (tls_listen), streaming of a large object in bounded memory, and
+the connection limits: header_timeout (slowloris), idle_timeout (idle keep-alive and
+stalled bodies) and max_connections.
+
+Every test starts its own Reservoir through `reservoir_factory` with the [server]
+settings it needs, so the whole module is reservoir-only.
+
+Not here: a header over max_header_bytes (test_bad_input.py::test_oversized_header
+already sends 64 KiB and 1 MiB headers against the 16 KiB default).
+
+Environment: RESERVOIR_E2E_BIG_MIB (default 1024) sets the size of the large object.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import http.client
+import io
+import os
+import random
+import select
+import shutil
+import socket
+import ssl
+import subprocess
+import time
+import zlib
+import base64
+import struct
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from boto3.s3.transfer import TransferConfig
+from botocore.exceptions import SSLError
+
+from conftest import (BOTO3_VERSION, HOST, MiB, delete_bucket_quietly, make_client, md5_hex,
+                      multipart_etag, rand_bytes, raw_request, sign_headers, unique_bucket_name)
+from test_awscli import CLIS, _clean_env
+
+pytestmark = pytest.mark.reservoir_only
+
+BIG_MIB = int(os.environ.get("RESERVOIR_E2E_BIG_MIB", "1024"))
+RSS_LIMIT = 300 * 1000 * 1000  # bytes: the server's peak RSS while streaming the big object
+CLOSE_BOUND = 10.0             # seconds: generous upper bound for "the server closes it"
+
+
+# --------------------------------------------------------------------------
+# Helpers
+# --------------------------------------------------------------------------
+
+def proc_status_bytes(pid: int, field: str) -> int:
+    """A kB field of /proc/<pid>/status (VmHWM, VmRSS) in bytes."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError(f"{field} not in /proc/{pid}/status")
+
+
+def wait_closed(sock: socket.socket, bound: float = CLOSE_BOUND, drip: bytes | None = None,
+                drip_every: float = 0.5, between=None) -> tuple[float, bytes]:
+    """Wait until the peer closes `sock` (EOF or reset); returns (seconds, bytes received).
+    With drip, send it one byte at a time every drip_every seconds meanwhile (slowloris);
+    `between` is called after each wait slice (e.g. to check other clients are served).
+    Fails if the socket is still open after `bound` seconds."""
+    start = time.monotonic()
+    got = b""
+    i = 0
+    while True:
+        elapsed = time.monotonic() - start
+        if elapsed > bound:
+            pytest.fail(f"connection still open after {elapsed:.1f}s (bound {bound}s); "
+                        f"received {got[:200]!r}")
+        if drip is not None:
+            try:
+                sock.sendall(drip[i % len(drip):i % len(drip) + 1])
+            except (BrokenPipeError, ConnectionResetError):
+                return time.monotonic() - start, got
+            i += 1
+        readable, _, _ = select.select([sock], [], [], drip_every)
+        if readable:
+            try:
+                data = sock.recv(65536)
+            except (ConnectionResetError, BrokenPipeError):
+                return time.monotonic() - start, got
+            except ssl.SSLError:
+                return time.monotonic() - start, got
+            if not data:
+                return time.monotonic() - start, got
+            got += data
+        if between is not None:
+            between()
+
+
+def still_open(sock: socket.socket, wait: float = 0.2) -> bool:
+    """True if the peer has neither closed nor reset the (idle) socket."""
+    readable, _, _ = select.select([sock], [], [], wait)
+    if not readable:
+        return True
+    try:
+        return sock.recv(1, socket.MSG_PEEK) != b""
+    except OSError:
+        return False
+
+
+def signed_get_bytes(port: int, path: str = "/") -> bytes:
+    hdrs = sign_headers("GET", f"http://{HOST}:{port}{path}")
+    lines = [f"GET {path} HTTP/1.1", f"Host: {HOST}:{port}"]
+    lines += [f"{k}: {v}" for k, v in hdrs.items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def answers(srv, timeout: float = 10) -> bool:
+    try:
+        return raw_request(srv.endpoint, "GET", "/", timeout=timeout).status == 200
+    except OSError:
+        return False
+
+
+def wait_until_answers(srv, bound: float = CLOSE_BOUND) -> float:
+    start = time.monotonic()
+    while not answers(srv, timeout=2):
+        if time.monotonic() - start > bound:
+            pytest.fail(f"server did not answer a normal request within {bound}s; log:\n"
+                        f"{srv.log_tail()}")
+        time.sleep(0.2)
+    return time.monotonic() - start
+
+
+def assert_up(srv):
+    assert srv.alive(), f"server exited with {srv.proc.returncode}; log:\n{srv.log_tail()}"
+    assert answers(srv), f"server no longer answers; log:\n{srv.log_tail()}"
+
+
+def b64crc32(data: bytes) -> str:
+    return base64.b64encode(struct.pack(">I", zlib.crc32(data) & 0xFFFFFFFF)).decode()
+
+
+@contextlib.contextmanager
+def recorded_requests(client):
+    """Record (operation, headers) of every request the client sends, as sent."""
+    seen: list[tuple[str, dict]] = []
+
+    def record(request, event_name=None, **_):
+        op = (event_name or "").rsplit(".", 1)[-1]
+        hdrs = {}
+        for k, v in request.headers.items():
+            hdrs[k.lower()] = v.decode() if isinstance(v, bytes) else str(v)
+        seen.append((op, hdrs))
+
+    client.meta.events.register("before-send.s3", record)
+    try:
+        yield seen
+    finally:
+        client.meta.events.unregister("before-send.s3", record)
+
+
+def file_md5(p: Path) -> str:
+    h = hashlib.md5()
+    with open(p, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+# --------------------------------------------------------------------------
+# A throwaway PKI made with the openssl CLI
+# --------------------------------------------------------------------------
+
+_OPENSSL_CNF = """\
+[req]
+distinguished_name = dn
+prompt = no
+[dn]
+CN = unused
+[v3_ca]
+basicConstraints = critical,CA:TRUE
+keyUsage = critical,keyCertSign,cRLSign
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid:always
+[v3_server]
+basicConstraints = critical,CA:FALSE
+keyUsage = critical,digitalSignature,keyEncipherment
+extendedKeyUsage = serverAuth
+subjectAltName = IP:127.0.0.1,DNS:localhost
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid,issuer
+"""
+
+
+def _openssl(d: Path, *args):
+    out = subprocess.run(["openssl", *args], cwd=d, capture_output=True, text=True, timeout=120,
+                         stdin=subprocess.DEVNULL)
+    assert out.returncode == 0, f"openssl {' '.join(args)}: {out.stderr}"
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    if not shutil.which("openssl"):
+        pytest.skip("the openssl CLI is not installed")
+    d = tmp_path_factory.mktemp("pki")
+    (d / "openssl.cnf").write_text(_OPENSSL_CNF)
+    for ca, cn in (("ca", "Reservoir e2e test CA"), ("other-ca", "Some other CA")):
+        _openssl(d, "req", "-x509", "-config", "openssl.cnf", "-extensions", "v3_ca",
+                 "-newkey", "rsa:2048", "-nodes", "-keyout", f"{ca}.key", "-out", f"{ca}.pem",
+                 "-days", "2", "-subj", f"/CN={cn}")
+    _openssl(d, "req", "-new", "-config", "openssl.cnf", "-newkey", "rsa:2048", "-nodes",
+             "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1")
+    _openssl(d, "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+             "-CAcreateserial", "-out", "server.pem", "-days", "2",
+             "-extfile", "openssl.cnf", "-extensions", "v3_server")
+    return SimpleNamespace(dir=d, ca=d / "ca.pem", other_ca=d / "other-ca.pem",
+                           cert=d / "server.pem", key=d / "server.key")
+
+
+@pytest.fixture(scope="module")
+def tls_server(reservoir_factory, pki):
+    """Reservoir with both the plain S3 listener and an HTTPS one (tls_endpoint)."""
+    return reservoir_factory(tls=(pki.cert, pki.key))
+
+
+@pytest.fixture(scope="module")
+def tls_s3(tls_server, pki):
+    return make_client(tls_server.tls_endpoint, verify=str(pki.ca))
+
+
+@pytest.fixture
+def tls_bucket(tls_server, tls_s3, request):
+    name = unique_bucket_name(request.node.name.split("[")[0].replace("test_", ""))
+    tls_s3.create_bucket(Bucket=name)
+    yield name
+    delete_bucket_quietly(tls_s3, name)
+    assert tls_server.alive(), f"the TLS server died; log:\n{tls_server.log_tail()}"
+
+
+# --------------------------------------------------------------------------
+# 1. TLS
+# --------------------------------------------------------------------------
+
+def _expected_put_payload_hash() -> str | None:
+    """What x-amz-content-sha256 boto3 sends on PutObject/UploadPart over https, where the
+    version makes it deterministic: botocore >= 1.36 computes a CRC32 by default and, over
+    TLS, sends it as a trailer of an unsigned aws-chunked body."""
+    if BOTO3_VERSION >= (1, 36):
+        return "STREAMING-UNSIGNED-PAYLOAD-TRAILER"
+    return None
+
+
+def test_tls_put_get_small(tls_server, tls_s3, tls_bucket):
+    data = rand_bytes(1024, seed="tls-small")
+    with recorded_requests(tls_s3) as seen:
+        put = tls_s3.put_object(Bucket=tls_bucket, Key="small.bin", Body=data)
+    assert put["ETag"] == f'"{md5_hex(data)}"'
+    sent = [h for op, h in seen if op == "PutObject"]
+    assert len(sent) == 1, seen
+    payload_hash = sent[0].get("x-amz-content-sha256")
+    want = _expected_put_payload_hash()
+    if want:
+        assert payload_hash == want, sent[0]
+        assert "aws-chunked" in sent[0].get("content-encoding", ""), sent[0]
+        assert sent[0].get("x-amz-trailer", "").startswith("x-amz-checksum-"), sent[0]
+    else:
+        # boto3 1.26 over TLS: a signed or unsigned plain body, never a trailer
+        assert payload_hash == "UNSIGNED-PAYLOAD" or len(payload_hash or "") == 64, sent[0]
+
+    got = tls_s3.get_object(Bucket=tls_bucket, Key="small.bin")
+    assert got["Body"].read() == data
+    assert got["ContentLength"] == 1024  # the aws-chunked framing is not stored
+    head = tls_s3.head_object(Bucket=tls_bucket, Key="small.bin", ChecksumMode="ENABLED")
+    assert head["ETag"] == f'"{md5_hex(data)}"'
+    assert "ContentEncoding" not in head or "aws-chunked" not in head["ContentEncoding"], head
+    if want and "ChecksumCRC32" in head:  # the trailer's checksum, if kept, must be right
+        assert head["ChecksumCRC32"] == b64crc32(data), head
+
+
+class ReproducibleFile(io.RawIOBase):
+    """A read-only, seekable file of `size` pseudo-random bytes, generated 1 MiB block by
+    block from (seed, block number): nothing bigger than one block is held in memory."""
+
+    BLOCK = MiB
+
+    def __init__(self, size: int, seed: str):
+        self.size, self.seed, self.pos = size, seed, 0
+        self._cache = (-1, b"")
+
+    def block(self, i: int) -> bytes:
+        if self._cache[0] != i:
+            n = min(self.BLOCK, self.size - i * self.BLOCK)
+            self._cache = (i, random.Random(f"{self.seed}/{i}").randbytes(n))
+        return self._cache[1]
+
+    def blocks(self):
+        for i in range((self.size + self.BLOCK - 1) // self.BLOCK):
+            yield self.block(i)
+
+    def readable(self):
+        return True
+
+    def seekable(self):
+        return True
+
+    def tell(self):
+        return self.pos
+
+    def seek(self, off, whence=io.SEEK_SET):
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.pos, io.SEEK_END: self.size}[whence]
+        self.pos = max(0, base + off)
+        return self.pos
+
+    def readinto(self, b):
+        if self.pos >= self.size:
+            return 0
+        i, off = divmod(self.pos, self.BLOCK)
+        chunk = self.block(i)[off:off + len(b)]
+        b[:len(chunk)] = chunk
+        self.pos += len(chunk)
+        return len(chunk)
+
+    def md5(self) -> str:
+        h = hashlib.md5()
+        for blk in self.blocks():
+            h.update(blk)
+        return h.hexdigest()
+
+
+class HashingSink(io.RawIOBase):
+    """A write-only sink for download_fileobj that keeps the MD5 (in order) and the size."""
+
+    def __init__(self):
+        self.h, self.n = hashlib.md5(), 0
+
+    def writable(self):
+        return True
+
+    def write(self, b):
+        self.h.update(b)
+        self.n += len(b)
+        return len(b)
+
+
+@pytest.mark.parametrize("how", ["put_object", "upload_fileobj"])
+def test_tls_20mib_round_trip(tls_server, tls_s3, tls_bucket, how):
+    size = 20 * MiB
+    data = rand_bytes(size, seed=f"tls-20-{how}")
+    cfg = TransferConfig(multipart_threshold=8 * MiB, multipart_chunksize=8 * MiB, max_concurrency=4)
+    with recorded_requests(tls_s3) as seen:
+        if how == "put_object":  # one PUT of 20 MiB: many aws-chunked chunks with boto3 1.43
+            tls_s3.put_object(Bucket=tls_bucket, Key="big.bin", Body=data)
+            want_ops, etag = {"PutObject"}, md5_hex(data)
+        else:  # multipart: 8 + 8 + 4 MiB parts
+            tls_s3.upload_fileobj(io.BytesIO(data), tls_bucket, "big.bin", Config=cfg)
+            want_ops = {"CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload"}
+            etag = multipart_etag([data[:8 * MiB], data[8 * MiB:16 * MiB], data[16 * MiB:]])
+    ops = {op for op, _ in seen}
+    assert ops == want_ops, ops
+    want = _expected_put_payload_hash()
+    if want:
+        for op, h in seen:
+            if op in ("PutObject", "UploadPart"):
+                assert h.get("x-amz-content-sha256") == want, (op, h)
+    head = tls_s3.head_object(Bucket=tls_bucket, Key="big.bin")
+    assert head["ContentLength"] == size
+    assert head["ETag"] == f'"{etag}"'
+    # ranged, parallel download over TLS
+    sink = HashingSink()
+    tls_s3.download_fileobj(tls_bucket, "big.bin", sink, Config=cfg)
+    assert sink.n == size
+    assert sink.h.hexdigest() == md5_hex(data)
+    assert tls_s3.get_object(Bucket=tls_bucket, Key="big.bin", Range="bytes=1000-1999")["Body"].read() \
+        == data[1000:2000]
+
+
+def test_tls_same_object_seen_over_http(tls_server, tls_s3, tls_bucket):
+    """Both listeners serve the same store."""
+    data = b"written over https"
+    tls_s3.put_object(Bucket=tls_bucket, Key="k", Body=data)
+    plain = tls_server.client()
+    assert plain.get_object(Bucket=tls_bucket, Key="k")["Body"].read() == data
+    plain.put_object(Bucket=tls_bucket, Key="k2", Body=b"written over http")
+    assert tls_s3.get_object(Bucket=tls_bucket, Key="k2")["Body"].read() == b"written over http"
+
+
+def test_tls_keep_alive_raw_requests(tls_server, tls_s3, tls_bucket, pki):
+    """Several hand-signed requests on one TLS connection (keep-alive)."""
+    tls_s3.put_object(Bucket=tls_bucket, Key="k", Body=b"0123456789")
+    ctx = ssl.create_default_context(cafile=str(pki.ca))
+    conn = http.client.HTTPSConnection(HOST, tls_server.tls_port, context=ctx, timeout=30)
+    try:
+        for i in range(3):
+            path = f"/{tls_bucket}/k"
+            hdrs = sign_headers("GET", f"https://{HOST}:{tls_server.tls_port}{path}",
+                                {"Range": f"bytes={i}-{i + 2}"})
+            conn.request("GET", path, headers=hdrs)
+            r = conn.getresponse()
+            assert r.status == 206, (r.status, r.read())
+            assert r.read() == b"0123456789"[i:i + 3]
+        sock = conn.sock
+        assert sock is not None  # still the same connection
+    finally:
+        conn.close()
+
+
+def test_tls_certificate_and_names(tls_server, pki):
+    """The server presents the configured certificate; it verifies for 127.0.0.1 (IP SAN)
+    and localhost (DNS SAN) against the test CA."""
+    ctx = ssl.create_default_context(cafile=str(pki.ca))
+    for name in ("127.0.0.1", "localhost"):
+        with socket.create_connection((HOST, tls_server.tls_port), timeout=10) as raw:
+            with ctx.wrap_socket(raw, server_hostname=name) as s:
+                assert s.version() in ("TLSv1.2", "TLSv1.3")
+                s.sendall(signed_get_bytes(tls_server.tls_port))
+                head = s.recv(4096)
+                assert head.startswith(b"HTTP/1.1 200"), head[:200]
+
+
+def test_tls_wrong_ca_fails_verification(tls_server, pki, tls_s3):
+    bad = make_client(tls_server.tls_endpoint, verify=str(pki.other_ca))
+    with pytest.raises(SSLError):
+        bad.list_buckets()
+    ctx = ssl.create_default_context(cafile=str(pki.other_ca))
+    with socket.create_connection((HOST, tls_server.tls_port), timeout=10) as raw:
+        with pytest.raises(ssl.SSLCertVerificationError):
+            ctx.wrap_socket(raw, server_hostname=HOST)
+    # the failed handshakes did not harm the server
+    tls_s3.list_buckets()
+    assert_up(tls_server)
+
+
+def test_plain_http_on_tls_port_is_closed(tls_server, tls_s3):
+    port = tls_server.tls_port
+    with socket.create_connection((HOST, port), timeout=10) as sock:
+        sock.sendall(signed_get_bytes(port))
+        secs, got = wait_closed(sock)
+    assert not got.startswith(b"HTTP/"), got[:200]  # at most a TLS alert, never an answer
+    # a silent TCP client and a half ClientHello on the TLS port block nobody
+    with socket.create_connection((HOST, port), timeout=10) as silent, \
+            socket.create_connection((HOST, port), timeout=10) as half:
+        half.sendall(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")
+        for _ in range(3):
+            tls_s3.list_buckets()
+        assert answers(tls_server)
+    assert_up(tls_server)
+
+
+@pytest.fixture(params=CLIS)
+def aws_tls(request, tls_server, pki):
+    """Run an aws CLI against the HTTPS endpoint, trusting the test CA via AWS_CA_BUNDLE."""
+    path = request.param
+    env = _clean_env()
+    env["AWS_CA_BUNDLE"] = str(pki.ca)
+
+    def run(*args, check=True, ca=None):
+        e = dict(env)
+        if ca is not None:
+            e["AWS_CA_BUNDLE"] = str(ca)
+        argv = [path, "--endpoint-url", tls_server.tls_endpoint, *map(str, args)]
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=300, env=e)
+        if check and out.returncode != 0:
+            pytest.fail(f"{' '.join(argv)} exited {out.returncode}\nstdout: {out.stdout[-3000:]}\n"
+                        f"stderr: {out.stderr[-3000:]}")
+        return out
+    return run
+
+
+@pytest.mark.parametrize("size", [1024, 20 * MiB], ids=["1KiB", "20MiB"])
+def test_awscli_cp_over_https(aws_tls, tls_s3, tls_bucket, tmp_path, size):
+    src = tmp_path / "up.bin"
+    src.write_bytes(rand_bytes(size, seed=f"cli-{size}"))
+    aws_tls("s3", "cp", src, f"s3://{tls_bucket}/dir/up.bin")
+    head = tls_s3.head_object(Bucket=tls_bucket, Key="dir/up.bin")
+    assert head["ContentLength"] == size
+    if size < 8 * MiB:
+        assert head["ETag"] == f'"{file_md5(src)}"'
+    else:  # the CLI's 8 MiB threshold: 8 + 8 + 4 MiB parts
+        assert head["ETag"].endswith('-3"'), head["ETag"]
+    dst = tmp_path / "down.bin"
+    aws_tls("s3", "cp", f"s3://{tls_bucket}/dir/up.bin", dst)
+    assert dst.stat().st_size == size
+    assert file_md5(dst) == file_md5(src)
+
+
+def test_awscli_wrong_ca_bundle_fails(aws_tls, tls_bucket, pki):
+    out = aws_tls("s3", "ls", f"s3://{tls_bucket}", check=False, ca=pki.other_ca)
+    assert out.returncode != 0
+    assert "SSL" in out.stderr or "certificate" in out.stderr.lower(), out.stderr[-2000:]
+
+
+# --------------------------------------------------------------------------
+# 2. A large object streams through the server in bounded memory
+# --------------------------------------------------------------------------
+
+@pytest.fixture
+def big_server(reservoir_factory):
+    # durability = "none": no fsync of the cache files, to keep a 1 GiB write quick on a
+    # shared disk. write_mode stays write-back (delay 0s), so the persister copies the
+    # object to the under store while it is read back: its memory counts too.
+    srv = reservoir_factory(server_options={"durability": "none"})
+    yield srv
+    srv.stop()
+    for d in (srv.data_dir, srv.ufs_dir):  # the big files: do not leave them in pytest's tmp
+        shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_large_object_streams_in_bounded_memory(big_server):
+    srv = big_server
+    size = BIG_MIB * MiB
+    free = shutil.disk_usage(srv.root).free
+    if free < 3 * size + 2 * 1024 * MiB:
+        pytest.skip(f"needs {3 * size / MiB:.0f} MiB free disk, have {free / MiB:.0f} MiB")
+    pid = srv.proc.pid
+    before = proc_status_bytes(pid, "VmHWM")
+    s3 = srv.client()
+    bucket = unique_bucket_name("big")
+    s3.create_bucket(Bucket=bucket)
+    key = "big/object.bin"
+    path = f"/{bucket}/{key}"
+    url = f"http://{HOST}:{srv.port}{path}"
+    src = ReproducibleFile(size, seed=f"big-{BIG_MIB}")
+
+    # PUT: one request, Content-Length body produced block by block, MD5 computed as sent
+    up_md5 = hashlib.md5()
+    hdrs = sign_headers("PUT", url, {"Content-Length": str(size),
+                                     "Content-Type": "application/octet-stream"},
+                        payload_hash="UNSIGNED-PAYLOAD")
+    conn = http.client.HTTPConnection(HOST, srv.port, timeout=300)
+    try:
+        conn.putrequest("PUT", path, skip_accept_encoding=True)
+        for k, v in hdrs.items():
+            conn.putheader(k, v)
+        conn.endheaders()
+        for blk in src.blocks():
+            up_md5.update(blk)
+            conn.send(blk)
+        r = conn.getresponse()
+        body = r.read()
+        assert r.status == 200, (r.status, body[:500])
+        assert r.getheader("ETag") == f'"{up_md5.hexdigest()}"'
+    finally:
+        conn.close()
+    after_put = proc_status_bytes(pid, "VmHWM")
+
+    # GET: streamed, hashed 1 MiB at a time
+    down_md5, n = hashlib.md5(), 0
+    conn = http.client.HTTPConnection(HOST, srv.port, timeout=300)
+    try:
+        conn.request("GET", path, headers=sign_headers("GET", url))
+        r = conn.getresponse()
+        assert r.status == 200, (r.status, r.read(500))
+        assert int(r.getheader("Content-Length")) == size
+        while True:
+            chunk = r.read(MiB)
+            if not chunk:
+                break
+            down_md5.update(chunk)
+            n += len(chunk)
+    finally:
+        conn.close()
+    assert n == size
+    assert down_md5.hexdigest() == up_md5.hexdigest()
+    after_get = proc_status_bytes(pid, "VmHWM")
+
+    # the persister's copy to the under store, read back from disk
+    srv.sync(f"{bucket}/")
+    after_sync = proc_status_bytes(pid, "VmHWM")
+    ufs_file = srv.ufs_path(bucket, key)
+    assert ufs_file.stat().st_size == size
+    assert file_md5(ufs_file) == up_md5.hexdigest()
+
+    report = (f"server VmHWM: start {before / 1e6:.0f} MB, after PUT {after_put / 1e6:.0f} MB, "
+              f"after GET {after_get / 1e6:.0f} MB, after sync {after_sync / 1e6:.0f} MB "
+              f"({BIG_MIB} MiB object; limit {RSS_LIMIT / 1e6:.0f} MB)")
+    print(report)
+    assert after_sync < RSS_LIMIT, report
+    s3.delete_object(Bucket=bucket, Key=key)
+    s3.delete_bucket(Bucket=bucket)
+    assert srv.alive()
+
+
+# --------------------------------------------------------------------------
+# 3. header_timeout (slowloris) and idle_timeout
+# --------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def slow_header_server(reservoir_factory):
+    return reservoir_factory(server_options={"header_timeout": "2s", "idle_timeout": "5s"})
+
+
+def test_slowloris_header_is_cut_off(slow_header_server):
+    srv = slow_header_server
+    served = []
+
+    def others_are_served():
+        if len(served) < 8:
+            served.append(answers(srv, timeout=5))
+
+    with socket.create_connection((HOST, srv.port), timeout=10) as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")
+        secs, got = wait_closed(sock, drip=b"X-Slow-Header-Name-That-Never-Ends: " * 10,
+                                drip_every=0.5, between=others_are_served)
+    assert not got or got.startswith(b"HTTP/1.1 4"), got[:200]
+    assert served and all(served), served
+    assert_up(srv)
+
+
+def test_silent_connection_is_cut_off(slow_header_server):
+    srv = slow_header_server
+    with socket.create_connection((HOST, srv.port), timeout=10) as sock:
+        wait_closed(sock)
+    assert_up(srv)
+
+
+@pytest.fixture(scope="module")
+def idle_server(reservoir_factory):
+    # header_timeout well above idle_timeout, so that a close within the bound can only
+    # come from idle_timeout
+    return reservoir_factory(server_options={"header_timeout": "30s", "idle_timeout": "2s"})
+
+
+def test_idle_keep_alive_connection_is_closed(idle_server):
+    srv = idle_server
+    conn = http.client.HTTPConnection(HOST, srv.port, timeout=30)
+    try:
+        conn.request("GET", "/", headers=sign_headers("GET", f"http://{HOST}:{srv.port}/"))
+        r = conn.getresponse()
+        assert r.status == 200
+        r.read()
+        assert not r.will_close  # a keep-alive connection, now idle
+        secs, got = wait_closed(conn.sock)
+        assert got == b"", got[:200]
+    finally:
+        conn.close()
+    assert_up(srv)
+
+
+def test_stalled_body_is_cut_off(idle_server):
+    srv = idle_server
+    s3 = srv.client()
+    bucket = unique_bucket_name("stall")
+    s3.create_bucket(Bucket=bucket)
+    try:
+        path = f"/{bucket}/stalled"
+        hdrs = sign_headers("PUT", f"http://{HOST}:{srv.port}{path}", {"Content-Length": "100000"},
+                            payload_hash="UNSIGNED-PAYLOAD")
+        with socket.create_connection((HOST, srv.port), timeout=10) as sock:
+            head = [f"PUT {path} HTTP/1.1", f"Host: {HOST}:{srv.port}"]
+            head += [f"{k}: {v}" for k, v in hdrs.items()]
+            sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode() + b"x" * 1000)
+            secs, got = wait_closed(sock)
+        assert not got.startswith(b"HTTP/1.1 2"), got[:300]
+        assert [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])] == []
+    finally:
+        delete_bucket_quietly(s3, bucket)
+    assert_up(srv)
+
+
+# --------------------------------------------------------------------------
+# 4. max_connections
+# --------------------------------------------------------------------------
+
+MAX_CONN = 8
+
+
+def _open_idle(port: int, n: int) -> list[socket.socket]:
+    return [socket.create_connection((HOST, port), timeout=10) for _ in range(n)]
+
+
+def _assert_refused(srv):
+    """One connection past the limit is closed promptly, without an answer."""
+    with socket.create_connection((HOST, srv.port), timeout=10) as extra:
+        try:
+            extra.sendall(signed_get_bytes(srv.port))
+        except (BrokenPipeError, ConnectionResetError):
+            return
+        secs, got = wait_closed(extra, bound=5)
+    assert got == b"", f"connection {MAX_CONN + 1} was served: {got[:200]!r}"
+
+
+def test_max_connections(reservoir_factory, pki):
+    srv = reservoir_factory(tls=(pki.cert, pki.key),
+                            server_options={"max_connections": MAX_CONN, "header_timeout": "30s"})
+    wait_until_answers(srv)  # the start-up health check's connection is gone
+    for round_ in range(2):  # twice: closing connections gives their slots back exactly
+        idle = _open_idle(srv.port, MAX_CONN)
+        try:
+            time.sleep(0.3)
+            _assert_refused(srv)
+            open_ = [still_open(s) for s in idle]
+            assert all(open_), f"round {round_}: idle connections closed: {open_}"
+        finally:
+            for s in idle:
+                s.close()
+        wait_until_answers(srv)
+    # failed TLS handshakes (plain HTTP on the TLS port) give their slots back too
+    for _ in range(MAX_CONN + 2):
+        with socket.create_connection((HOST, srv.tls_port), timeout=10) as s:
+            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            wait_closed(s)
+    wait_until_answers(srv)
+    idle = _open_idle(srv.port, MAX_CONN)
+    try:
+        time.sleep(0.3)
+        assert all(still_open(s) for s in idle)
+        _assert_refused(srv)
+    finally:
+        for s in idle:
+            s.close()
+    wait_until_answers(srv)
+    assert_up(srv)
