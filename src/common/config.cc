@@ -135,6 +135,15 @@ Status read_mount(const toml::table& t, int idx, MountConfig& m) {
   r.str("ufs", m.ufs);
   r.str("endpoint", m.endpoint);
   r.str("region", m.region);
+  r.str("access_key", m.access_key);
+  r.str("secret_key", m.secret_key);
+  r.size("multipart_threshold", m.multipart_threshold);
+  r.size("part_size", m.part_size);
+  if (t.contains("path_style")) {
+    bool ps = true;
+    r.boolean("path_style", ps);
+    m.path_style = ps;
+  }
   r.write_mode("write_mode", m.write_mode);
   r.integer("replicas", m.replicas);
   r.size("dirty_max_bytes", m.dirty_max_bytes);
@@ -286,6 +295,7 @@ Status finalize_config(Config& c) {
       return invalid_argument(fmt::format("mount[{}].path '{}': mounts are '/' or '/<bucket>'", i, m.path));
     if (m.ufs.empty()) return invalid_argument(fmt::format("mount[{}].ufs is required", i));
     if (m.persist.concurrency < 1) return invalid_argument(fmt::format("mount[{}].persist.concurrency must be >= 1", i));
+    if (m.part_size < (5ull << 20)) return invalid_argument(fmt::format("mount[{}].part_size must be at least 5MiB", i));
     if (m.replicas < 1) return invalid_argument(fmt::format("mount[{}].replicas must be >= 1", i));
   }
   for (size_t i = 0; i < c.policies.size(); ++i)

@@ -63,8 +63,12 @@ struct PersistConfig {
 struct MountConfig {
   std::string path = "/";              // "/" or "/<bucket>"
   std::string ufs;                     // file:///dir, file://./rel, mem://name, s3://bucket/prefix
-  std::string endpoint;                // s3 only
+  std::string endpoint;                // s3 only: "http://127.0.0.1:5000"; "" = AWS
   std::string region = "us-east-1";    // s3 only
+  std::optional<bool> path_style;      // s3 only; default: true with an endpoint, else false
+  std::string access_key, secret_key;  // s3 only; else the AWS environment / ~/.aws/credentials
+  uint64_t multipart_threshold = 64ull << 20;  // s3 only: larger uploads use multipart
+  uint64_t part_size = 16ull << 20;            // s3 only
   WriteMode write_mode = WriteMode::write_back;
   int replicas = 1;
   PersistConfig persist;

@@ -12,7 +12,7 @@ Namespace::Namespace(std::vector<std::unique_ptr<Mount>> mounts, std::vector<Pol
 Result<std::unique_ptr<Namespace>> Namespace::create(const Config& config) {
   std::vector<std::unique_ptr<Mount>> mounts;
   for (auto& mc : config.mounts) {
-    auto store = ufs::open_under_store(mc.ufs);
+    auto store = ufs::open_under_store(mc);
     if (!store.ok())
       return Status(store.status().code(), fmt::format("mount {}: {}", mc.path, store.status().message()));
     auto m = std::make_unique<Mount>();

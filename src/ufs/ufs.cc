@@ -4,6 +4,7 @@
 
 #include "ufs/local_ufs.h"
 #include "ufs/memory_ufs.h"
+#include "ufs/s3_ufs.h"
 
 namespace reservoir::ufs {
 
@@ -35,8 +36,28 @@ Result<std::unique_ptr<UnderStore>> open_under_store(const std::string& uri) {
   if (uri.rfind("mem://", 0) == 0) {
     return std::unique_ptr<UnderStore>(std::make_unique<MemoryUfs>(uri));
   }
-  if (uri.rfind("s3://", 0) == 0) return unimplemented("s3:// under stores are not available in this build yet: " + uri);
+  if (uri.rfind("s3://", 0) == 0) {
+    MountConfig m;
+    m.ufs = uri;
+    return open_under_store(m);
+  }
   return invalid_argument("unknown under-store URI scheme (use file:// or mem://): " + uri);
+}
+
+Result<std::unique_ptr<UnderStore>> open_under_store(const MountConfig& m) {
+  if (m.ufs.rfind("s3://", 0) != 0) return open_under_store(m.ufs);
+  S3Options o;
+  RETURN_IF_ERROR(parse_s3_uri(m.ufs, o));
+  o.endpoint = m.endpoint;
+  o.region = m.region;
+  o.path_style = m.path_style ? *m.path_style : !m.endpoint.empty();
+  o.access_key = m.access_key;
+  o.secret_key = m.secret_key;
+  o.multipart_threshold = m.multipart_threshold;
+  o.part_size = m.part_size;
+  o.part_concurrency = std::max(1, std::min(8, m.persist.concurrency));
+  RETURN_IF_ERROR(resolve_credentials(o));
+  return make_s3_ufs(std::move(o));
 }
 
 }  // namespace reservoir::ufs

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "common/config.h"
 #include "common/status.h"
 
 namespace reservoir::ufs {
@@ -64,8 +65,10 @@ class UnderStore {
   virtual Result<std::vector<std::string>> list_dirs() = 0;  // top-level containers
 };
 
-// Opens a store from its URI: file:///abs/dir, file://./relative, mem://name.
+// Opens a store from its URI: file:///abs/dir, file://./relative, mem://name,
+// s3://bucket/prefix (with the mount's endpoint, region and credentials).
 Result<std::unique_ptr<UnderStore>> open_under_store(const std::string& uri);
+Result<std::unique_ptr<UnderStore>> open_under_store(const MountConfig& mount);
 
 // A Source over an in-memory string (tests, small bodies).
 class StringSource : public Source {
