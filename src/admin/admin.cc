@@ -55,19 +55,43 @@ std::pair<std::string, std::string> split_prefix(std::string p) {
 std::string metrics_text(s3::Engine& e) {
   auto s = e.store().stats();
   std::string out;
-  out += "# HELP reservoir_dirty_objects Acknowledged objects not yet persisted.\n# TYPE reservoir_dirty_objects gauge\n";
+  auto gauge = [&](const char* name, const char* help) { out += fmt::format("# HELP {} {}\n# TYPE {} gauge\n", name, help, name); };
+  auto counter = [&](const char* name, const char* help) { out += fmt::format("# HELP {} {}\n# TYPE {} counter\n", name, help, name); };
+  gauge("reservoir_dirty_objects", "Acknowledged objects not yet persisted.");
   out += fmt::format("reservoir_dirty_objects {}\n", s.dirty_objects);
-  out += "# HELP reservoir_dirty_bytes Bytes of acknowledged objects not yet persisted.\n# TYPE reservoir_dirty_bytes gauge\n";
+  gauge("reservoir_dirty_bytes", "Bytes of acknowledged objects not yet persisted.");
   out += fmt::format("reservoir_dirty_bytes {}\n", s.dirty_bytes);
-  out += "# TYPE reservoir_persist_queued gauge\n# TYPE reservoir_persist_in_flight gauge\n";
-  out += "# TYPE reservoir_persist_ops_total counter\n# TYPE reservoir_persist_oldest_dirty_seconds gauge\n";
-  for (auto& m : e.persister().stats()) {
-    out += fmt::format("reservoir_persist_queued{{mount=\"{}\"}} {}\n", m.mount, m.queued);
-    out += fmt::format("reservoir_persist_in_flight{{mount=\"{}\"}} {}\n", m.mount, m.in_flight);
+  auto stats = e.persister().stats();
+  gauge("reservoir_persist_queued", "Keys waiting for upload.");
+  for (auto& m : stats) out += fmt::format("reservoir_persist_queued{{mount=\"{}\"}} {}\n", m.mount, m.queued);
+  gauge("reservoir_persist_in_flight", "Uploads running.");
+  for (auto& m : stats) out += fmt::format("reservoir_persist_in_flight{{mount=\"{}\"}} {}\n", m.mount, m.in_flight);
+  gauge("reservoir_persist_oldest_dirty_seconds", "Age of the oldest queued write.");
+  for (auto& m : stats)
+    out += fmt::format("reservoir_persist_oldest_dirty_seconds{{mount=\"{}\"}} {:.3f}\n", m.mount, m.oldest_dirty_ms / 1000.0);
+  gauge("reservoir_persist_concurrency", "Current upload concurrency (AIMD).");
+  for (auto& m : stats) out += fmt::format("reservoir_persist_concurrency{{mount=\"{}\"}} {:.2f}\n", m.mount, m.concurrency);
+  counter("reservoir_persist_ops_total", "Persist operations by result.");
+  for (auto& m : stats) {
     out += fmt::format("reservoir_persist_ops_total{{mount=\"{}\",result=\"ok\"}} {}\n", m.mount, m.persisted);
     out += fmt::format("reservoir_persist_ops_total{{mount=\"{}\",result=\"retry\"}} {}\n", m.mount, m.retries);
     out += fmt::format("reservoir_persist_ops_total{{mount=\"{}\",result=\"parked\"}} {}\n", m.mount, m.parked);
-    out += fmt::format("reservoir_persist_oldest_dirty_seconds{{mount=\"{}\"}} {:.3f}\n", m.mount, m.oldest_dirty_ms / 1000.0);
+  }
+  counter("reservoir_backend_throttled_total", "SlowDown/503 answers from the under store.");
+  for (auto& m : stats) out += fmt::format("reservoir_backend_throttled_total{{mount=\"{}\"}} {}\n", m.mount, m.throttled);
+  out += "# HELP reservoir_backend_request_seconds Latency of under-store uploads and deletes.\n"
+         "# TYPE reservoir_backend_request_seconds histogram\n";
+  for (auto& m : stats) {
+    uint64_t cum = 0;
+    for (size_t i = 0; i < persist::LatencyHistogram::kBuckets; ++i) {
+      cum += m.latency.counts[i];
+      out += fmt::format("reservoir_backend_request_seconds_bucket{{mount=\"{}\",le=\"{}\"}} {}\n", m.mount,
+                         persist::LatencyHistogram::kBounds[i], cum);
+    }
+    cum += m.latency.counts[persist::LatencyHistogram::kBuckets];
+    out += fmt::format("reservoir_backend_request_seconds_bucket{{mount=\"{}\",le=\"+Inf\"}} {}\n", m.mount, cum);
+    out += fmt::format("reservoir_backend_request_seconds_sum{{mount=\"{}\"}} {:.6f}\n", m.mount, m.latency.sum);
+    out += fmt::format("reservoir_backend_request_seconds_count{{mount=\"{}\"}} {}\n", m.mount, m.latency.total);
   }
   return out;
 }
@@ -80,13 +104,24 @@ std::string sync_json(const persist::SyncResult& r) {
   return j.dump() + "\n";
 }
 
-std::string status_json(s3::Engine& engine) {
-  auto s = engine.store().stats();
-  json j{{"dirty_objects", s.dirty_objects}, {"dirty_bytes", s.dirty_bytes}, {"mounts", json::array()}};
-  for (auto& m : engine.persister().stats())
+std::string status_json(s3::Engine& engine, const std::string& bucket, const std::string& prefix) {
+  auto sum = engine.persister().summarize(bucket, prefix);
+  json j{{"prefix", bucket.empty() ? "" : bucket + "/" + prefix},
+         {"dirty_objects", sum.dirty_objects},
+         {"dirty_bytes", sum.dirty_bytes},
+         {"tombstones", sum.tombstones},
+         {"oldest_dirty_age_ms", sum.oldest_dirty_age_ms},
+         {"parked", json::array()},
+         {"mounts", json::array()}};
+  for (auto& [k, why] : sum.parked) j["parked"].push_back({{"key", k}, {"reason", why}});
+  for (auto& m : engine.persister().stats()) {
+    double avg = m.latency.total ? m.latency.sum / static_cast<double>(m.latency.total) : 0;
     j["mounts"].push_back({{"mount", m.mount}, {"queued", m.queued}, {"in_flight", m.in_flight},
                            {"persisted", m.persisted}, {"retries", m.retries}, {"parked", m.parked},
-                           {"oldest_dirty_ms", m.oldest_dirty_ms}});
+                           {"throttled", m.throttled}, {"concurrency", m.concurrency},
+                           {"max_concurrency", m.max_concurrency}, {"oldest_dirty_ms", m.oldest_dirty_ms},
+                           {"recent_persist_rate", m.recent_rate}, {"backend_latency_avg_ms", avg * 1000}});
+  }
   return j.dump() + "\n";
 }
 
@@ -128,7 +163,9 @@ awaitable<void> handle(s3::Engine& engine, const Config& config, boost::asio::th
     co_return;
   }
   if (path == "/admin/v1/persist-status" && req.method == "GET") {
-    co_await reply(resp, 200, status_json(engine));
+    auto bp = split_prefix(q.get("prefix"));
+    std::string body = co_await http::run_blocking(pool, [&] { return status_json(engine, bp.first, bp.second); });
+    co_await reply(resp, 200, body);
     co_return;
   }
   if (path == "/admin/v1/retry-parked" && req.method == "POST") {

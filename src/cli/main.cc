@@ -3,11 +3,13 @@
 
 #include <iostream>
 
+#include "cli/admin_commands.h"
 #include "cli/serve.h"
 #include "common/config.h"
 
 int main(int argc, char** argv) {
   using namespace reservoir;
+  using cli::AdminTarget;
   CLI::App app{"Reservoir: an S3-compatible write-back and read cache in front of object stores"};
   app.require_subcommand(1);
 
@@ -19,7 +21,45 @@ int main(int argc, char** argv) {
   serve->add_option("--admin-listen", admin_listen, "Override server.admin_listen (host:port)");
   serve->add_option("--log-level", log_level, "debug, info, warn or error");
 
+  AdminTarget target;
+  if (const char* u = std::getenv("RESERVOIR_ADMIN_URL")) target.url = u;
+  if (const char* k = std::getenv("RESERVOIR_SECRET_KEY")) target.secret = k;
+  std::string admin_config;
+  auto add_admin_opts = [&](CLI::App* c) {
+    c->add_option("--admin", target.url, "Admin API URL (env RESERVOIR_ADMIN_URL)");
+    c->add_option("--secret", target.secret, "Secret key, the admin bearer token (env RESERVOIR_SECRET_KEY)");
+    c->add_option("-c,--config", admin_config, "Take the admin address and secret from this configuration file");
+  };
+  std::string prefix;
+  bool wait = false, as_json = false;
+  int timeout_s = 3600;
+  auto* sync = app.add_subcommand("sync", "Wait until every acknowledged write under PREFIX (bucket/prefix) is persisted");
+  sync->add_option("prefix", prefix, "bucket/prefix")->required();
+  sync->add_flag("--wait", wait, "Wait (with a progress bar) instead of reporting once");
+  sync->add_option("--timeout", timeout_s, "Seconds to wait at most");
+  add_admin_opts(sync);
+  auto* status = app.add_subcommand("persist-status", "Dirty, in-flight and parked objects under PREFIX");
+  status->add_option("prefix", prefix, "bucket/prefix (default: everything)");
+  status->add_flag("--json", as_json, "Print the admin API's JSON");
+  add_admin_opts(status);
+  auto* retry = app.add_subcommand("retry-parked", "Retry the parked objects under PREFIX");
+  retry->add_option("prefix", prefix, "bucket/prefix (default: everything)");
+  add_admin_opts(retry);
+
   CLI11_PARSE(app, argc, argv);
+
+  if (!admin_config.empty()) {
+    auto c = load_config_file(admin_config);
+    if (!c.ok()) {
+      std::cerr << "reservoir: " << c.status().message() << "\n";
+      return 2;
+    }
+    target.url = "http://" + c->server.admin_listen;
+    target.secret = c->auth.secret_key;
+  }
+  if (sync->parsed()) return cli::sync_command(target, prefix, wait, timeout_s);
+  if (status->parsed()) return cli::persist_status_command(target, prefix, as_json);
+  if (retry->parsed()) return cli::retry_parked_command(target, prefix);
 
   if (serve->parsed()) {
     Config cfg;

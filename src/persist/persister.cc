@@ -1,6 +1,7 @@
 #include "persist/persister.h"
 
 #include <algorithm>
+#include <deque>
 #include <random>
 
 #include "common/log.h"
@@ -61,12 +62,29 @@ struct Persister::Queue {
   std::map<std::string, Slot> pending;
   std::set<std::string> in_flight;
   std::set<std::string> again;  // re-dirtied while in flight
-  uint64_t persisted = 0, retries = 0, parked = 0;
+  uint64_t persisted = 0, retries = 0, parked = 0, throttled = 0;
+  // AIMD: uploads may start while active < limit; SlowDown halves the limit,
+  // each success adds 1/limit, up to the configured concurrency.
+  double limit = 1;
+  int active = 0;
+  LatencyHistogram latency;
+  std::deque<Clock::time_point> recent;  // completion times, last 10 s
   std::vector<std::thread> threads;
 };
 
+void LatencyHistogram::add(double seconds) {
+  size_t i = 0;
+  while (i < kBuckets && seconds > kBounds[i]) ++i;
+  counts[i]++;
+  sum += seconds;
+  total++;
+}
+
 Persister::Persister(store::CacheStore& store, ns::Namespace& ns) : store_(store), ns_(ns) {
-  for (auto& m : ns_.mounts()) queues_.push_back(std::make_unique<Queue>(m.get()));
+  for (auto& m : ns_.mounts()) {
+    queues_.push_back(std::make_unique<Queue>(m.get()));
+    queues_.back()->limit = m->config.persist.concurrency;
+  }
 }
 
 Persister::~Persister() { stop(); }
@@ -137,6 +155,10 @@ void Persister::worker(Queue* q) {
       q->cv.wait(lk);
       continue;
     }
+    if (q->active >= std::max(1, static_cast<int>(q->limit))) {
+      q->cv.wait(lk);
+      continue;
+    }
     auto first = q->ready.begin();
     auto now = Clock::now();
     if (first->first > now) {
@@ -148,11 +170,24 @@ void Persister::worker(Queue* q) {
     int attempt = q->pending[full].attempt;
     q->pending.erase(full);
     q->in_flight.insert(full);
+    q->active++;
     lk.unlock();
     auto [bucket, key] = split_key(full);
     Next next = process(q, bucket, key, attempt);
     lk.lock();
+    q->active--;
     q->in_flight.erase(full);
+    double max = q->mount->config.persist.concurrency;
+    if (next.throttled) {
+      q->throttled++;
+      q->limit = std::max(1.0, q->limit / 2);
+    } else if (next.uploaded) {
+      q->limit = std::min(max, q->limit + 1.0 / std::max(1.0, q->limit));
+      auto now2 = Clock::now();
+      q->recent.push_back(now2);
+      while (!q->recent.empty() && now2 - q->recent.front() > std::chrono::seconds(10)) q->recent.pop_front();
+    }
+    q->cv.notify_all();
     if (q->again.erase(full)) schedule(q, full, Clock::now() + q->mount->config.persist.delay, 0);
     else if (next.again) schedule(q, full, Clock::now() + next.delay, next.attempt);
   }
@@ -192,15 +227,19 @@ Persister::Next Persister::process(Queue* q, const std::string& bucket, const st
     auto marked = store_.set_state_if_current(bucket, key, meta.version, store::PersistState::persisting);
     if (!marked.ok()) return {true, backoff(attempt), attempt + 1};
     if (!marked.value()) return {true, std::chrono::milliseconds(0), 0};  // superseded: take the newer version
+    auto t0 = Clock::now();
     st = upload(q, where.value(), bucket, key, meta);
+    double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+    std::lock_guard lk(q->mu);
+    q->latency.add(secs);
   }
   if (st.ok()) {
     auto done = store_.set_state_if_current(bucket, key, meta.version, store::PersistState::persisted);
     std::lock_guard lk(q->mu);
     q->persisted++;
     // A newer version arrived during the upload: it goes next.
-    if (done.ok() && !done.value()) return {true, std::chrono::milliseconds(0), 0};
-    return {};
+    if (done.ok() && !done.value()) return {true, std::chrono::milliseconds(0), 0, false, true};
+    return {false, std::chrono::milliseconds(0), 0, false, true};
   }
   if (st.code() == Code::aborted) return {true, std::chrono::milliseconds(0), 0};
   if (st.retryable() || st.code() == Code::io_error || st.code() == Code::internal) {
@@ -208,7 +247,8 @@ Persister::Next Persister::process(Queue* q, const std::string& bucket, const st
     (void)store_.set_state_if_current(bucket, key, meta.version, store::PersistState::dirty);
     std::lock_guard lk(q->mu);
     q->retries++;
-    return {true, backoff(attempt), attempt + 1};
+    bool throttled = st.s3_code() && std::string(st.s3_code()) == "SlowDown";
+    return {true, backoff(attempt), attempt + 1, throttled, false};
   }
   LOG_WARN("persister: parked {}/{}: {}", bucket, key, st.to_string());
   (void)store_.set_state_if_current(bucket, key, meta.version, store::PersistState::parked, st.to_string());
@@ -301,11 +341,47 @@ std::vector<MountStats> Persister::stats() {
     s.persisted = q->persisted;
     s.retries = q->retries;
     s.parked = q->parked;
+    s.throttled = q->throttled;
+    s.concurrency = q->limit;
+    s.max_concurrency = q->mount->config.persist.concurrency;
+    s.latency = q->latency;
+    size_t recent = 0;
+    for (auto& t : q->recent)
+      if (now - t <= std::chrono::seconds(10)) ++recent;
+    s.recent_rate = static_cast<double>(recent) / 10.0;
     for (auto& [k, slot] : q->pending)
       s.oldest_dirty_ms = std::max<int64_t>(
           s.oldest_dirty_ms, std::chrono::duration_cast<std::chrono::milliseconds>(now - slot.first_queued).count());
     out.push_back(s);
   }
+  return out;
+}
+
+PrefixSummary Persister::summarize(const std::string& bucket, const std::string& prefix) {
+  PrefixSummary out;
+  int64_t now = store::now_ms();
+  auto match = [&](const std::string& b, const std::string& k) {
+    return (bucket.empty() || b == bucket) && k.compare(0, prefix.size(), prefix) == 0;
+  };
+  (void)store_.scan_dirty([&](const std::string& b, const std::string& k) {
+    if (!match(b, k)) return true;
+    auto m = store_.get(b, k);
+    if (!m.ok() || !m.value()) return true;
+    if (m.value()->deleted) out.tombstones++;
+    else {
+      out.dirty_objects++;
+      out.dirty_bytes += m.value()->size;
+    }
+    out.oldest_dirty_age_ms = std::max(out.oldest_dirty_age_ms, now - m.value()->mtime_ms);
+    return true;
+  });
+  (void)store_.scan_parked([&](const std::string& b, const std::string& k) {
+    if (!match(b, k)) return true;
+    auto m = store_.get(b, k);
+    if (m.ok() && m.value() && m.value()->state == store::PersistState::parked)
+      out.parked.emplace_back(b + "/" + k, m.value()->park_reason);
+    return true;
+  });
   return out;
 }
 

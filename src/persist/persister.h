@@ -31,6 +31,16 @@ struct SyncResult {
   std::vector<std::pair<std::string, std::string>> parked;  // "bucket/key", reason
 };
 
+// Latency of under-store calls, in fixed buckets (Prometheus histogram).
+struct LatencyHistogram {
+  static constexpr double kBounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
+  static constexpr size_t kBuckets = sizeof(kBounds) / sizeof(kBounds[0]);
+  uint64_t counts[kBuckets + 1] = {};  // last: +Inf
+  double sum = 0;
+  uint64_t total = 0;
+  void add(double seconds);
+};
+
 struct MountStats {
   std::string mount;
   uint64_t queued = 0;
@@ -38,7 +48,21 @@ struct MountStats {
   uint64_t persisted = 0;     // since start
   uint64_t retries = 0;
   uint64_t parked = 0;        // since start
+  uint64_t throttled = 0;     // SlowDown / 503 answers from the backend
+  double concurrency = 0;     // current upload concurrency (AIMD)
+  int max_concurrency = 0;
   int64_t oldest_dirty_ms = 0;  // age of the oldest queued entry
+  double recent_rate = 0;     // persisted per second over the last 10 s
+  LatencyHistogram latency;   // under-store call latency
+};
+
+// Persistence state of a prefix, from the dirty and parked keyspaces: O(dirty).
+struct PrefixSummary {
+  uint64_t dirty_objects = 0;
+  uint64_t dirty_bytes = 0;
+  uint64_t tombstones = 0;
+  int64_t oldest_dirty_age_ms = 0;
+  std::vector<std::pair<std::string, std::string>> parked;  // "bucket/key", reason
 };
 
 class Persister {
@@ -61,6 +85,7 @@ class Persister {
   // Moves parked objects under the prefix back to the dirty queue.
   Result<uint64_t> retry_parked(const std::string& bucket, const std::string& prefix);
   std::vector<MountStats> stats();
+  PrefixSummary summarize(const std::string& bucket, const std::string& prefix);
 
  private:
   struct Queue;
@@ -71,6 +96,8 @@ class Persister {
     bool again = false;
     std::chrono::milliseconds delay{0};
     int attempt = 0;
+    bool throttled = false;  // the backend said SlowDown / 503
+    bool uploaded = false;   // an upload completed
   };
   Next process(Queue* q, const std::string& bucket, const std::string& key, int attempt);
   Status upload(Queue* q, ns::Resolved& where, const std::string& bucket, const std::string& key,

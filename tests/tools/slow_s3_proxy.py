@@ -711,16 +711,22 @@ class Proxy:
         else:
             framing = "eof"
             up_keep = False
-        client_keep = req.keep_alive and up_keep
+        client_keep = req.keep_alive and framing != "eof"
 
         # An early answer (the backend did not wait for the whole body) ends the connection.
         if body_task is not None and not body_task.done():
             await asyncio.wait({body_task}, timeout=0.05)  # normally only its last wake-up is due
         early = body_task is not None and not body_task.done()
-        out_head = resp.raw
-        if (early or not client_keep) and b"close" not in resp.tokens("connection"):
-            out_head = resp.rebuild(add=[(b"Connection", b"close")])
+        # Connection is hop-by-hop: the client's connection stays open even when the
+        # backend's does not (moto_server closes after every response), and is closed
+        # only when the client asked for it, the body is delimited by the close, or the
+        # backend answered early.
+        if early:
             client_keep = False
+        drop = ("connection", "keep-alive") if resp.get("connection") is not None \
+            or resp.get("keep-alive") is not None else ()
+        add = [] if client_keep else [(b"Connection", b"close")]
+        out_head = resp.rebuild(drop=drop, add=add) if (drop or add) else resp.raw
         cw = conn.writer
         cw.write(out_head)
         st.bytes_to_clients += len(out_head)
@@ -925,7 +931,7 @@ class Proxy:
                 status, doc = self.control(req.method, u.path.rstrip("/") or "/", params)
             except Exception as e:  # a bad value must not kill the proxy
                 status, doc = 400, {"error": f"{type(e).__name__}: {e}"}
-            out = json.dumps(doc, indent=1, sort_keys=True).encode() + b"\n"
+            out = json.dumps(doc, sort_keys=True).encode() + b"\n"
             head = (f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\n"
                     f"Content-Type: application/json\r\nContent-Length: {len(out)}\r\n"
                     f"Connection: close\r\n\r\n").encode()
