@@ -140,7 +140,19 @@ Status Engine::check_write(const std::string& bucket, const std::string& key) {
 Result<std::unique_ptr<store::FileWriter>> Engine::new_file() { return store_.new_file(); }
 
 bool Engine::dirty_budget_full(const ns::Mount& m) const {
-  auto s = store_.stats();
+  if (!m.config.dirty_max_bytes && !m.config.dirty_max_objects) return false;
+  store::StoreStats s;
+  if (!m.is_root()) {
+    s = store_.bucket_stats(m.config.path.substr(1));
+  } else {
+    // The root mount holds every bucket that no other mount claims.
+    s = store_.stats();
+    for (auto& b : ns_.mount_buckets()) {
+      auto o = store_.bucket_stats(b);
+      s.dirty_objects -= std::min(s.dirty_objects, o.dirty_objects);
+      s.dirty_bytes -= std::min(s.dirty_bytes, o.dirty_bytes);
+    }
+  }
   return (m.config.dirty_max_bytes && s.dirty_bytes >= m.config.dirty_max_bytes) ||
          (m.config.dirty_max_objects && s.dirty_objects >= m.config.dirty_max_objects);
 }

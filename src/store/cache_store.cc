@@ -83,10 +83,7 @@ Result<std::unique_ptr<CacheStore>> CacheStore::open(const std::string& cache_di
   // Dirty accounting: O(dirty objects), not O(cache).
   Status st = s->scan_dirty([&](const std::string& b, const std::string& k) {
     auto m = s->get(b, k);
-    if (m.ok() && m.value() && !m.value()->deleted) {
-      s->dirty_objects_++;
-      s->dirty_bytes_ += static_cast<int64_t>(m.value()->size);
-    }
+    if (m.ok() && m.value()) s->account(b, nullptr, &*m.value());
     return true;
   });
   RETURN_IF_ERROR(st);
@@ -166,15 +163,31 @@ void CacheStore::remove_unshared(const ObjectMeta* old, const ObjectMeta& now) {
     if (!keep.count(s.file_id)) files_.remove(s.file_id);
 }
 
-void CacheStore::account(const ObjectMeta* old, const ObjectMeta* now) {
+void CacheStore::account(const std::string& bucket, const ObjectMeta* old, const ObjectMeta* now) {
+  int64_t dobj = 0, dbytes = 0;
   auto add = [&](const ObjectMeta* m, int sign) {
     if (m && !m->deleted && is_dirty_state(*m)) {
-      dirty_objects_ += sign;
-      dirty_bytes_ += sign * static_cast<int64_t>(m->size);
+      dobj += sign;
+      dbytes += sign * static_cast<int64_t>(m->size);
     }
   };
   add(old, -1);
   add(now, +1);
+  if (dobj == 0 && dbytes == 0) return;
+  dirty_objects_ += dobj;
+  dirty_bytes_ += dbytes;
+  std::lock_guard lk(bucket_mu_);
+  auto& b = bucket_dirty_[bucket];
+  b.first += dobj;
+  b.second += dbytes;
+}
+
+StoreStats CacheStore::bucket_stats(const std::string& bucket) const {
+  std::lock_guard lk(bucket_mu_);
+  auto it = bucket_dirty_.find(bucket);
+  if (it == bucket_dirty_.end()) return {};
+  return {static_cast<uint64_t>(std::max<int64_t>(0, it->second.first)),
+          static_cast<uint64_t>(std::max<int64_t>(0, it->second.second))};
 }
 
 Result<ObjectMeta> CacheStore::commit(const std::string& bucket, const std::string& key, ObjectMeta m,
@@ -193,7 +206,7 @@ Result<ObjectMeta> CacheStore::commit(const std::string& bucket, const std::stri
     else b.del(dirty_key(bucket, key));
     b.del(parked_key(bucket, key));
     RETURN_IF_ERROR(index_->write(b, durable_));
-    account(old ? &*old : nullptr, &m);
+    account(bucket, old ? &*old : nullptr, &m);
   }
   remove_unshared(old ? &*old : nullptr, m);
   return m;
@@ -235,7 +248,7 @@ Result<bool> CacheStore::set_state_if_current(const std::string& bucket, const s
     else b.del(parked_key(bucket, key));
     // `persisting` is not worth an fsync: after a crash the entry is dirty again.
     RETURN_IF_ERROR(index_->write(b, durable_ && state != PersistState::persisting));
-    account(&*old, &m);
+    account(bucket, &*old, &m);
   }
   return true;
 }
@@ -253,7 +266,7 @@ Status CacheStore::erase(const std::string& bucket, const std::string& key) {
     b.del(dirty_key(bucket, key));
     b.del(parked_key(bucket, key));
     RETURN_IF_ERROR(index_->write(b, durable_));
-    account(&*old, nullptr);
+    account(bucket, &*old, nullptr);
   }
   ObjectMeta none;
   remove_unshared(&*old, none);

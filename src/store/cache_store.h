@@ -7,6 +7,7 @@
 #pragma once
 
 #include <array>
+#include <map>
 #include <atomic>
 #include <functional>
 #include <memory>
@@ -107,6 +108,8 @@ class CacheStore {
 
   const ObjectFiles& files() const { return files_; }
   StoreStats stats() const;
+  // Dirty objects and bytes of one bucket.
+  StoreStats bucket_stats(const std::string& bucket) const;
 
  private:
   CacheStore(std::string dir, std::unique_ptr<KvIndex> index, bool durable);
@@ -114,7 +117,7 @@ class CacheStore {
   uint64_t next_id();
   std::mutex& key_lock(const std::string& bucket, const std::string& key);
   void remove_unshared(const ObjectMeta* old, const ObjectMeta& now);
-  void account(const ObjectMeta* old, const ObjectMeta* now);
+  void account(const std::string& bucket, const ObjectMeta* old, const ObjectMeta* now);
 
   ObjectFiles files_;
   std::unique_ptr<KvIndex> index_;
@@ -125,6 +128,8 @@ class CacheStore {
   std::array<std::mutex, 1024> stripes_;
   std::atomic<int64_t> dirty_objects_{0};
   std::atomic<int64_t> dirty_bytes_{0};
+  mutable std::mutex bucket_mu_;
+  std::map<std::string, std::pair<int64_t, int64_t>> bucket_dirty_;  // objects, bytes
 };
 
 bool is_dirty_state(const ObjectMeta& m);
