@@ -71,20 +71,24 @@ class SlowProxy:
         log.close()
         _LIVE_PROCS.append(self.proc)
         deadline = time.time() + timeout
-        lines = []
+        lines, buf, fd = [], b"", self.proc.stdout.fileno()
         while time.time() < deadline:
-            r, _, _ = select.select([self.proc.stdout], [], [], 0.2)
+            r, _, _ = select.select([fd], [], [], 0.2)
             if r:
-                line = self.proc.stdout.readline().decode().strip()
-                if not line and self.proc.poll() is not None:
+                data = os.read(fd, 4096)
+                if not data:
                     break
-                lines.append(line)
-                m = re.match(r"listening \S+:(\d+) control \S+:(\d+)$", line)
-                if m:
-                    self.port, self.control_port = int(m.group(1)), int(m.group(2))
-                if line == "ready":
-                    assert self.port and self.control_port, lines
-                    return self
+                buf += data
+                while b"\n" in buf:
+                    line, buf = buf.split(b"\n", 1)
+                    line = line.decode().strip()
+                    lines.append(line)
+                    m = re.match(r"listening \S+:(\d+) control \S+:(\d+)$", line)
+                    if m:
+                        self.port, self.control_port = int(m.group(1)), int(m.group(2))
+                    if line == "ready":
+                        assert self.port and self.control_port, lines
+                        return self
             elif self.proc.poll() is not None:
                 break
         self.stop()

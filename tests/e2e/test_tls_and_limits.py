@@ -222,7 +222,8 @@ def tls_server(reservoir_factory, pki):
 
 @pytest.fixture(scope="module")
 def tls_s3(tls_server, pki):
-    return make_client(tls_server.tls_endpoint, verify=str(pki.ca))
+    # a short read timeout: a response that stalls fails in seconds, not minutes
+    return make_client(tls_server.tls_endpoint, verify=str(pki.ca), read_timeout=15)
 
 
 @pytest.fixture
@@ -362,6 +363,7 @@ def test_tls_20mib_round_trip(tls_server, tls_s3, tls_bucket, how):
     head = tls_s3.head_object(Bucket=tls_bucket, Key="big.bin")
     assert head["ContentLength"] == size
     assert head["ETag"] == f'"{etag}"'
+    assert md5_hex(tls_s3.get_object(Bucket=tls_bucket, Key="big.bin")["Body"].read()) == md5_hex(data)
     # ranged, parallel download over TLS
     sink = HashingSink()
     tls_s3.download_fileobj(tls_bucket, "big.bin", sink, Config=cfg)
@@ -369,6 +371,57 @@ def test_tls_20mib_round_trip(tls_server, tls_s3, tls_bucket, how):
     assert sink.h.hexdigest() == md5_hex(data)
     assert tls_s3.get_object(Bucket=tls_bucket, Key="big.bin", Range="bytes=1000-1999")["Body"].read() \
         == data[1000:2000]
+
+
+def _tls_get(srv, pki, path: str, timeout: float = 10) -> tuple[bytes, bytes]:
+    """One signed GET on a fresh TLS connection; returns (response head, body) as received
+    within `timeout` (a short body means the server stopped sending)."""
+    ctx = ssl.create_default_context(cafile=str(pki.ca))
+    with socket.create_connection((HOST, srv.tls_port), timeout=timeout) as raw:
+        with ctx.wrap_socket(raw, server_hostname=HOST) as s:
+            s.sendall(signed_get_bytes(srv.tls_port, path))
+            data = b""
+            deadline = time.monotonic() + timeout
+            while True:
+                head, sep, body = data.partition(b"\r\n\r\n")
+                if sep:
+                    length = [int(v) for k, _, v in (ln.partition(b":") for ln in head.split(b"\r\n"))
+                              if k.strip().lower() == b"content-length"]
+                    if length and len(body) >= length[0]:
+                        return head, body
+                s.settimeout(max(0.1, deadline - time.monotonic()))
+                try:
+                    chunk = s.recv(1 << 20)
+                except (socket.timeout, ssl.SSLError, OSError):
+                    chunk = b""
+                if not chunk:
+                    head, _, body = data.partition(b"\r\n\r\n")
+                    return head, body
+                data += chunk
+
+
+# Sizes around the 16 KiB TLS record size (a response head is ~300 bytes).
+@pytest.mark.parametrize("size", [1024, 16000, 16 * 1024, 16 * 1024 + 1, 64 * 1024, MiB + 1],
+                         ids=["1KiB", "16000", "16KiB", "16KiB+1", "64KiB", "1MiB+1"])
+def test_tls_get_body_sizes(tls_server, tls_s3, tls_bucket, pki, size):
+    """GET over TLS returns the whole body (raw TLS client, so the failure shows what arrived)."""
+    data = rand_bytes(size, seed=f"tls-size-{size}")
+    tls_server.client().put_object(Bucket=tls_bucket, Key="obj", Body=data)
+    head, body = _tls_get(tls_server, pki, f"/{tls_bucket}/obj")
+    assert head.startswith(b"HTTP/1.1 200"), head[:300]
+    assert len(body) == size, (f"{size}-byte object over TLS: got {len(body)} body bytes, then the "
+                               f"server sent nothing more for 10s")
+    assert body == data
+
+
+def test_tls_large_listing(tls_server, tls_s3, tls_bucket):
+    """A ListObjectsV2 answer bigger than one TLS record (16 KiB of XML)."""
+    plain = tls_server.client()
+    keys = sorted(f"listing/{i:04d}-" + "k" * 150 for i in range(150))
+    for k in keys:
+        plain.put_object(Bucket=tls_bucket, Key=k, Body=b"x")
+    page = tls_s3.list_objects_v2(Bucket=tls_bucket, Prefix="listing/")
+    assert [o["Key"] for o in page["Contents"]] == keys
 
 
 def test_tls_same_object_seen_over_http(tls_server, tls_s3, tls_bucket):
@@ -454,8 +507,13 @@ def aws_tls(request, tls_server, pki):
         e = dict(env)
         if ca is not None:
             e["AWS_CA_BUNDLE"] = str(ca)
-        argv = [path, "--endpoint-url", tls_server.tls_endpoint, *map(str, args)]
-        out = subprocess.run(argv, capture_output=True, text=True, timeout=300, env=e)
+        argv = [path, "--endpoint-url", tls_server.tls_endpoint, "--cli-read-timeout", "15",
+                *map(str, args)]
+        try:
+            out = subprocess.run(argv, capture_output=True, text=True, timeout=120, env=e)
+        except subprocess.TimeoutExpired as exc:
+            pytest.fail(f"{' '.join(argv)} did not finish within 120s (killed); "
+                        f"stderr: {(exc.stderr or b'')[-2000:]!r}")
         if check and out.returncode != 0:
             pytest.fail(f"{' '.join(argv)} exited {out.returncode}\nstdout: {out.stdout[-3000:]}\n"
                         f"stderr: {out.stderr[-3000:]}")

@@ -631,10 +631,11 @@ class Proxy:
                      extra=()) -> bool:
         """Answer with an S3 error without forwarding. A body the client already sends is
         drained (keep-alive); one held back by Expect: 100-continue is never asked for: the
-        answer carries Connection: close and the connection is closed after a linger."""
+        answer carries Connection: close and the connection is closed after a linger
+        (botocore, answered without a 100, cannot use the connection reliably again)."""
         self.stats.by_status[status] += 1
         head_only = req.method == "HEAD"
-        if req.has_body and req.expect_continue:
+        if req.expect_continue:  # (even without a body: see the 100 in forward())
             await self.send_simple(conn.writer, status, code, message, close=True,
                                    head_only=head_only, extra=extra)
             await linger_close(conn.reader, conn.writer)
@@ -669,9 +670,12 @@ class Proxy:
                 return await self.bad_gateway(conn, req, f"backend unreachable: {e}")
             conn.up_writer.write(head)
             body_task = None
+            if req.expect_continue:
+                # also for an empty body, as S3 and werkzeug do: botocore, answered with a
+                # final status instead, keeps that status line for the connection's next
+                # Expect request and misreads its response
+                conn.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
             if req.has_body:
-                if req.expect_continue:
-                    conn.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
                 up_w = conn.up_writer
                 body_task = asyncio.ensure_future(self.pump_body(conn, req, up_w))
                 # if the body cannot be read (client gone or broken), the backend would wait
