@@ -56,7 +56,8 @@ int serve(Config config) {
     return 1;
   }
   const auto& tier = config.tiers.front();
-  auto store = store::CacheStore::open(tier.path, std::move(index.value()), config.server.durability == Durability::fsync);
+  auto store = store::CacheStore::open(tier.path, std::move(index.value()), config.server.durability == Durability::fsync,
+                                       static_cast<size_t>(config.server.inline_max_bytes));
   if (!store.ok()) {
     LOG_ERROR("cannot open the cache store: {}", store.status().to_string());
     return 1;

@@ -192,6 +192,7 @@ Result<Config> parse_config(std::string_view text, std::string_view origin) {
     r.integer("io_threads", c.server.io_threads);
     r.integer("max_connections", c.server.max_connections);
     r.size("max_header_bytes", c.server.max_header_bytes);
+    r.size("inline_max_bytes", c.server.inline_max_bytes);
     r.duration("header_timeout", c.server.header_timeout);
     r.duration("idle_timeout", c.server.idle_timeout);
     r.duration("drain_timeout", c.server.drain_timeout);

@@ -37,6 +37,7 @@ struct ServerConfig {
   std::chrono::milliseconds idle_timeout{60'000};    // keep-alive idle / body read stall
   std::chrono::milliseconds drain_timeout{10'000};   // graceful drain on SIGTERM
   Durability durability = Durability::fsync;
+  uint64_t inline_max_bytes = 64 * 1024;  // objects up to this size live in the index, not in files
   std::string log_level = "info";
 };
 

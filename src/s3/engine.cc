@@ -214,20 +214,12 @@ Result<ObjectMeta> Engine::commit_write(const std::string& bucket, const std::st
   // through / cache-through: the under store commits before the acknowledgement.
   RETURN_IF_ERROR(check(current));
   {
-    std::vector<int> fds;
-    for (auto& s : meta.segments) {
-      auto fd = store_.files().open(s.file_id);
-      if (!fd.ok()) {
-        for (int f : fds) ::close(f);
-        return fd.status();
-      }
-      fds.push_back(*fd);
-    }
-    store::ReadHandle h(meta, std::move(fds));
-    HandleSource src(h);
+    auto h = store_.pin(meta);
+    if (!h.ok()) return h.status();
+    HandleSource src(h.value());
     Status st = where.mount->store->put(where.ufs_path, src, meta.size, to_info(meta));
     if (!st.ok()) {
-      for (auto& s : meta.segments) store_.files().remove(s.file_id);
+      for (auto& s : meta.segments) store_.remove_data(s);
       if (st.retryable()) return s3_error("ServiceUnavailable", "The under store is unavailable: " + st.message());
       return st;
     }
@@ -235,7 +227,7 @@ Result<ObjectMeta> Engine::commit_write(const std::string& bucket, const std::st
   meta.state = PersistState::persisted;
   if (mode == WriteMode::through) {
     ObjectMeta gone = meta;
-    for (auto& s : meta.segments) store_.files().remove(s.file_id);
+    for (auto& s : meta.segments) store_.remove_data(s);
     RETURN_IF_ERROR(store_.erase(bucket, key));
     return gone;
   }
@@ -257,9 +249,8 @@ Result<ObjectMeta> Engine::finish_put(const std::string& bucket, const std::stri
   m.checksums = attrs.checksums;
   m.tags = attrs.tags;
   m.mtime_ms = store::now_ms();
-  if (m.size > 0) m.segments.push_back({file->id(), m.size});
   RETURN_IF_ERROR(file->commit(store_.durable() && where->policy.write_mode != WriteMode::transient));
-  if (m.size == 0) store_.files().remove(file->id());
+  if (m.size > 0) m.segments.push_back(file->segment());
   return commit_write(bucket, key, where.value(), std::move(m), cond);
 }
 
@@ -295,12 +286,10 @@ Result<store::ReadHandle> Engine::fill_from_ufs(const std::string& bucket, const
   m.tags = info->tags;
   m.mtime_ms = info->mtime_ms;
   m.state = PersistState::persisted;
-  uint64_t id = (*file)->id();
-  if (m.size > 0) m.segments.push_back({id, m.size});
   RETURN_IF_ERROR((*file)->commit(false));
+  if (m.size > 0) m.segments.push_back((*file)->segment());
   auto ins = store_.commit_if_absent(bucket, key, m);
-  if (!ins.ok() || !ins.value()) store_.files().remove(id);
-  if (m.size == 0) store_.files().remove(id);
+  if ((!ins.ok() || !ins.value()) && m.size > 0) store_.remove_data(m.segments[0]);
   return store_.open(bucket, key);
 }
 

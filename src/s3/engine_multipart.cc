@@ -51,15 +51,15 @@ Result<store::UploadMeta> Engine::get_upload(const std::string& bucket, const st
 Result<std::string> Engine::put_part(const std::string& upload_id, int number, std::unique_ptr<store::FileWriter> file) {
   store::PartMeta p;
   p.number = number;
-  p.segment = {file->id(), file->size()};
   p.etag = hex_encode(file->md5());
   p.mtime_ms = store::now_ms();
   RETURN_IF_ERROR(file->commit(store_.durable()));
+  p.segment = file->segment();
   // The upload may have been aborted while the part streamed in.
   auto u = store_.get_upload(upload_id);
   if (!u.ok()) return u.status();
   if (!u.value()) {
-    store_.files().remove(p.segment.file_id);
+    store_.remove_data(p.segment);
     return no_such_upload();
   }
   RETURN_IF_ERROR(store_.put_part(upload_id, p));
@@ -100,21 +100,16 @@ Result<store::ObjectMeta> Engine::complete_upload(const std::string& bucket, con
   // CRC32C of the whole object, from the part files (they are local).
   uint32_t crc = 0;
   {
+    auto h = store_.pin(m);
+    if (!h.ok()) return h.status();
     std::vector<char> buf(1 << 20);
-    for (auto& seg : m.segments) {
-      auto fd = store_.files().open(seg.file_id);
-      if (!fd.ok()) return fd.status();
-      uint64_t off = 0;
-      while (off < seg.size) {
-        ssize_t n = ::pread(*fd, buf.data(), std::min<uint64_t>(buf.size(), seg.size - off), static_cast<off_t>(off));
-        if (n <= 0) {
-          ::close(*fd);
-          return io_error("short part file");
-        }
-        crc = crc32c_extend(crc, buf.data(), static_cast<size_t>(n));
-        off += static_cast<uint64_t>(n);
-      }
-      ::close(*fd);
+    uint64_t off = 0;
+    while (off < m.size) {
+      auto n = h->pread(off, buf.data(), buf.size());
+      if (!n.ok()) return n.status();
+      if (*n == 0) return io_error("short part data");
+      crc = crc32c_extend(crc, buf.data(), *n);
+      off += *n;
     }
   }
   m.crc32c = crc;

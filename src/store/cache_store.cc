@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 #include <set>
 
 #include <fmt/format.h>
@@ -42,15 +43,17 @@ bool is_dirty_state(const ObjectMeta& m) {
 }
 
 ReadHandle::~ReadHandle() {
-  for (int fd : fds_) ::close(fd);
+  for (auto& p : pieces_)
+    if (p.fd >= 0) ::close(p.fd);
 }
 
 ReadHandle& ReadHandle::operator=(ReadHandle&& o) noexcept {
   if (this != &o) {
-    for (int fd : fds_) ::close(fd);
+    for (auto& p : pieces_)
+      if (p.fd >= 0) ::close(p.fd);
     meta_ = std::move(o.meta_);
-    fds_ = std::move(o.fds_);
-    o.fds_.clear();
+    pieces_ = std::move(o.pieces_);
+    o.pieces_.clear();
   }
   return *this;
 }
@@ -61,8 +64,13 @@ Result<size_t> ReadHandle::pread(uint64_t offset, char* buf, size_t n) const {
     uint64_t sz = meta_.segments[i].size;
     if (offset < base + sz) {
       size_t want = static_cast<size_t>(std::min<uint64_t>(n, base + sz - offset));
+      const Piece& piece = pieces_[i];
+      if (piece.fd < 0) {
+        std::memcpy(buf, piece.data.data() + (offset - base), want);
+        return want;
+      }
       ssize_t r;
-      do { r = ::pread(fds_[i], buf, want, static_cast<off_t>(offset - base)); } while (r < 0 && errno == EINTR);
+      do { r = ::pread(piece.fd, buf, want, static_cast<off_t>(offset - base)); } while (r < 0 && errno == EINTR);
       if (r < 0) return errno_status("read cache file", errno);
       if (r == 0) return io_error("cache file shorter than its index record");
       return static_cast<size_t>(r);
@@ -72,12 +80,12 @@ Result<size_t> ReadHandle::pread(uint64_t offset, char* buf, size_t n) const {
   return size_t{0};
 }
 
-CacheStore::CacheStore(std::string dir, std::unique_ptr<KvIndex> index, bool durable)
-    : files_(std::move(dir)), index_(std::move(index)), durable_(durable) {}
+CacheStore::CacheStore(std::string dir, std::unique_ptr<KvIndex> index, bool durable, size_t inline_max)
+    : files_(std::move(dir)), index_(std::move(index)), durable_(durable), inline_max_(inline_max) {}
 
 Result<std::unique_ptr<CacheStore>> CacheStore::open(const std::string& cache_dir, std::unique_ptr<KvIndex> index,
-                                                     bool durable) {
-  std::unique_ptr<CacheStore> s(new CacheStore(cache_dir + "/objects", std::move(index), durable));
+                                                     bool durable, size_t inline_max) {
+  std::unique_ptr<CacheStore> s(new CacheStore(cache_dir + "/objects", std::move(index), durable, inline_max));
   RETURN_IF_ERROR(s->files_.init());
   RETURN_IF_ERROR(s->load_sequence());
   // Dirty accounting: O(dirty objects), not O(cache).
@@ -126,7 +134,50 @@ std::mutex& CacheStore::key_lock(const std::string& bucket, const std::string& k
   return stripes_[h % stripes_.size()];
 }
 
-Result<std::unique_ptr<FileWriter>> CacheStore::new_file() { return files_.create(next_id()); }
+Result<std::unique_ptr<FileWriter>> CacheStore::new_file(bool allow_inline) {
+  return std::make_unique<FileWriter>(files_, allow_inline ? index_.get() : nullptr, next_id(), inline_max_);
+}
+
+void CacheStore::remove_data(const Segment& seg) {
+  if (!seg.in_index) {
+    files_.remove(seg.file_id);
+    return;
+  }
+  KvBatch b;
+  b.del(inline_key(seg.file_id));
+  (void)index_->write(b, false);
+}
+
+Result<std::vector<ReadHandle::Piece>> CacheStore::open_pieces(const ObjectMeta& m) {
+  std::vector<ReadHandle::Piece> pieces;
+  auto fail = [&](const Status& st) {
+    for (auto& p : pieces)
+      if (p.fd >= 0) ::close(p.fd);
+    return st;
+  };
+  for (auto& seg : m.segments) {
+    ReadHandle::Piece p;
+    if (seg.in_index) {
+      auto v = index_->get(inline_key(seg.file_id));
+      if (!v.ok()) return fail(v.status());
+      if (!v.value() || v.value()->size() != seg.size)
+        return fail(io_error(fmt::format("data {:x} is missing from the index", seg.file_id)));
+      p.data = std::move(*v.value());
+    } else {
+      auto fd = files_.open(seg.file_id);
+      if (!fd.ok()) return fail(io_error("data is missing from the cache: " + fd.status().message()));
+      p.fd = *fd;
+    }
+    pieces.push_back(std::move(p));
+  }
+  return pieces;
+}
+
+Result<ReadHandle> CacheStore::pin(const ObjectMeta& meta) {
+  auto pieces = open_pieces(meta);
+  if (!pieces.ok()) return pieces.status();
+  return ReadHandle(meta, std::move(pieces.value()));
+}
 
 Result<std::optional<ObjectMeta>> CacheStore::get(const std::string& bucket, const std::string& key) {
   auto v = index_->get(obj_key(bucket, key));
@@ -143,16 +194,10 @@ Result<ReadHandle> CacheStore::open(const std::string& bucket, const std::string
   if (!m.ok()) return m.status();
   if (!m.value() || m.value()->deleted) return not_found(key);
   if (!m.value()->cached) return not_found(key + " is not cached");
-  std::vector<int> fds;
-  for (auto& seg : m.value()->segments) {
-    auto fd = files_.open(seg.file_id);
-    if (!fd.ok()) {
-      for (int f : fds) ::close(f);
-      return io_error(fmt::format("data of {}/{} is missing from the cache: {}", bucket, key, fd.status().message()));
-    }
-    fds.push_back(*fd);
-  }
-  return ReadHandle(std::move(*m.value()), std::move(fds));
+  auto pieces = open_pieces(*m.value());
+  if (!pieces.ok())
+    return io_error(fmt::format("{}/{}: {}", bucket, key, pieces.status().message()));
+  return ReadHandle(std::move(*m.value()), std::move(pieces.value()));
 }
 
 void CacheStore::remove_unshared(const ObjectMeta* old, const ObjectMeta& now) {
@@ -160,7 +205,7 @@ void CacheStore::remove_unshared(const ObjectMeta* old, const ObjectMeta& now) {
   std::set<uint64_t> keep;
   for (auto& s : now.segments) keep.insert(s.file_id);
   for (auto& s : old->segments)
-    if (!keep.count(s.file_id)) files_.remove(s.file_id);
+    if (!keep.count(s.file_id)) remove_data(s);
 }
 
 void CacheStore::account(const std::string& bucket, const ObjectMeta* old, const ObjectMeta* now) {
@@ -365,7 +410,7 @@ Status CacheStore::put_part(const std::string& upload_id, const PartMeta& p) {
     b.put(part_key(upload_id, p.number), encode(p));
     RETURN_IF_ERROR(index_->write(b, durable_));
   }
-  if (old && old->segment.file_id != p.segment.file_id) files_.remove(old->segment.file_id);
+  if (old && old->segment.file_id != p.segment.file_id) remove_data(old->segment);
   return ok_status();
 }
 
@@ -407,7 +452,7 @@ Status CacheStore::drop_upload(const std::string& upload_id, const std::vector<u
   RETURN_IF_ERROR(index_->write(b, durable_));
   for (auto& p : *parts)
     if (std::find(keep_files.begin(), keep_files.end(), p.segment.file_id) == keep_files.end())
-      files_.remove(p.segment.file_id);
+      remove_data(p.segment);
   return ok_status();
 }
 

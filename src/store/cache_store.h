@@ -28,10 +28,15 @@ namespace reservoir::store {
 // deleted meanwhile (the descriptors keep unlinked files readable).
 class ReadHandle {
  public:
+  // One segment's bytes: an open file, or data copied from the index.
+  struct Piece {
+    int fd = -1;
+    std::string data;
+  };
   ReadHandle() = default;
-  ReadHandle(ObjectMeta meta, std::vector<int> fds) : meta_(std::move(meta)), fds_(std::move(fds)) {}
+  ReadHandle(ObjectMeta meta, std::vector<Piece> pieces) : meta_(std::move(meta)), pieces_(std::move(pieces)) {}
   ~ReadHandle();
-  ReadHandle(ReadHandle&& o) noexcept : meta_(std::move(o.meta_)), fds_(std::move(o.fds_)) { o.fds_.clear(); }
+  ReadHandle(ReadHandle&& o) noexcept : meta_(std::move(o.meta_)), pieces_(std::move(o.pieces_)) { o.pieces_.clear(); }
   ReadHandle& operator=(ReadHandle&& o) noexcept;
 
   const ObjectMeta& meta() const { return meta_; }
@@ -40,7 +45,7 @@ class ReadHandle {
 
  private:
   ObjectMeta meta_;
-  std::vector<int> fds_;
+  std::vector<Piece> pieces_;
 };
 
 struct StoreStats {
@@ -51,13 +56,19 @@ struct StoreStats {
 class CacheStore {
  public:
   // `durable`: fsync data files and the index before commits return.
+  // `inline_max`: data up to this size is kept in the index (0 = never).
   static Result<std::unique_ptr<CacheStore>> open(const std::string& cache_dir, std::unique_ptr<KvIndex> index,
-                                                  bool durable);
+                                                  bool durable, size_t inline_max = 64 * 1024);
 
   bool durable() const { return durable_; }
 
-  // A new data file with a fresh id; commit it, then reference it in a commit().
-  Result<std::unique_ptr<FileWriter>> new_file();
+  // New object data with a fresh id; commit it, then reference its segment()
+  // in a commit(). `allow_inline` = false forces a file.
+  Result<std::unique_ptr<FileWriter>> new_file(bool allow_inline = true);
+  // Removes data no record references any more (an abandoned write).
+  void remove_data(const Segment& seg);
+  // Pins data the caller just wrote and owns (not yet or no longer shared).
+  Result<ReadHandle> pin(const ObjectMeta& meta);
 
   Result<std::optional<ObjectMeta>> get(const std::string& bucket, const std::string& key);
   // Opens the current version; not_found for absent keys and tombstones.
@@ -112,7 +123,8 @@ class CacheStore {
   StoreStats bucket_stats(const std::string& bucket) const;
 
  private:
-  CacheStore(std::string dir, std::unique_ptr<KvIndex> index, bool durable);
+  CacheStore(std::string dir, std::unique_ptr<KvIndex> index, bool durable, size_t inline_max);
+  Result<std::vector<ReadHandle::Piece>> open_pieces(const ObjectMeta& m);
   Status load_sequence();
   uint64_t next_id();
   std::mutex& key_lock(const std::string& bucket, const std::string& key);
@@ -122,6 +134,7 @@ class CacheStore {
   ObjectFiles files_;
   std::unique_ptr<KvIndex> index_;
   bool durable_;
+  size_t inline_max_;
   std::atomic<uint64_t> seq_{0};
   std::mutex seq_mu_;
   uint64_t seq_limit_ = 0;  // ids below it are reserved in the index

@@ -37,7 +37,10 @@ auto decode_with(std::string_view bytes, F f) -> Result<decltype(f(json{}))> {
 
 json segs_to_json(const std::vector<Segment>& segs) {
   json a = json::array();
-  for (auto& s : segs) a.push_back({s.file_id, s.size});
+  for (auto& s : segs) {
+    if (s.in_index) a.push_back({s.file_id, s.size, 1});
+    else a.push_back({s.file_id, s.size});
+  }
   return a;
 }
 
@@ -83,7 +86,8 @@ Result<ObjectMeta> decode_object(std::string_view bytes) {
     m.mtime_ms = j.at("mt").get<int64_t>();
     m.state = static_cast<PersistState>(j.at("st").get<int>());
     m.park_reason = j.value("pr", "");
-    for (auto& s : j.at("sg")) m.segments.push_back({s.at(0).get<uint64_t>(), s.at(1).get<uint64_t>()});
+    for (auto& s : j.at("sg"))
+      m.segments.push_back({s.at(0).get<uint64_t>(), s.at(1).get<uint64_t>(), s.size() > 2 && s.at(2).get<int>() == 1});
     m.part_sizes = j.value("ps", std::vector<uint64_t>{});
     m.expires_at_ms = j.value("ex", int64_t{0});
     return m;
@@ -114,6 +118,7 @@ Result<UploadMeta> decode_upload(std::string_view bytes) {
 
 std::string encode(const PartMeta& m) {
   json j{{"n", m.number}, {"f", m.segment.file_id}, {"s", m.segment.size}, {"e", m.etag}, {"t", m.mtime_ms}};
+  if (m.segment.in_index) j["x"] = 1;
   auto v = json::to_msgpack(j);
   return std::string(v.begin(), v.end());
 }
@@ -122,7 +127,7 @@ Result<PartMeta> decode_part(std::string_view bytes) {
   return decode_with(bytes, [](const json& j) {
     PartMeta m;
     m.number = j.at("n").get<int>();
-    m.segment = {j.at("f").get<uint64_t>(), j.at("s").get<uint64_t>()};
+    m.segment = {j.at("f").get<uint64_t>(), j.at("s").get<uint64_t>(), j.value("x", 0) == 1};
     m.etag = j.at("e").get<std::string>();
     m.mtime_ms = j.at("t").get<int64_t>();
     return m;

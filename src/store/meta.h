@@ -20,6 +20,7 @@ const char* persist_state_name(PersistState s);
 struct Segment {
   uint64_t file_id = 0;
   uint64_t size = 0;
+  bool in_index = false;  // small data kept in the index (key "i<id>"), not in a file
 };
 
 using Tags = std::vector<std::pair<std::string, std::string>>;

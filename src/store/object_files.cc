@@ -13,8 +13,10 @@
 
 namespace reservoir::store {
 
-FileWriter::FileWriter(std::string tmp_path, std::string final_path, int fd, uint64_t id)
-    : tmp_path_(std::move(tmp_path)), final_path_(std::move(final_path)), fd_(fd), id_(id) {
+std::string inline_key(uint64_t id) { return fmt::format("i{:016x}", id); }
+
+FileWriter::FileWriter(const ObjectFiles& files, KvIndex* index, uint64_t id, size_t inline_max)
+    : files_(files), index_(index), id_(id), inline_max_(index ? inline_max : 0) {
   auto* ctx = EVP_MD_CTX_new();
   EVP_DigestInit_ex(ctx, EVP_md5(), nullptr);
   md5_ctx_ = ctx;
@@ -22,14 +24,41 @@ FileWriter::FileWriter(std::string tmp_path, std::string final_path, int fd, uin
 
 FileWriter::~FileWriter() {
   if (fd_ >= 0) ::close(fd_);
-  if (!committed_) ::unlink(tmp_path_.c_str());
+  if (spilled_ && !committed_) ::unlink(tmp_path_.c_str());
   EVP_MD_CTX_free(static_cast<EVP_MD_CTX*>(md5_ctx_));
+}
+
+Status FileWriter::spill() {
+  tmp_path_ = files_.tmp_path(id_);
+  final_path_ = files_.path(id_);
+  fd_ = ::open(tmp_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd_ < 0) return errno_status("create cache file", errno);
+  spilled_ = true;
+  std::string pending;
+  pending.swap(buf_);
+  const char* p = pending.data();
+  size_t n = pending.size();
+  while (n > 0) {
+    ssize_t w = ::write(fd_, p, n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return errno_status("write cache file", errno);
+    }
+    p += w;
+    n -= static_cast<size_t>(w);
+  }
+  return ok_status();
 }
 
 Status FileWriter::append(const char* data, size_t n) {
   crc_ = crc32c_extend(crc_, data, n);
   EVP_DigestUpdate(static_cast<EVP_MD_CTX*>(md5_ctx_), data, n);
   size_ += n;
+  if (!spilled_ && size_ <= inline_max_) {
+    buf_.append(data, n);
+    return ok_status();
+  }
+  if (!spilled_) RETURN_IF_ERROR(spill());
   while (n > 0) {
     ssize_t w = ::write(fd_, data, n);
     if (w < 0) {
@@ -50,6 +79,16 @@ std::string FileWriter::md5() {
 }
 
 Status FileWriter::commit(bool sync) {
+  if (!spilled_) {
+    if (!index_) RETURN_IF_ERROR(spill());
+    else {
+      committed_ = true;
+      if (size_ == 0) return ok_status();
+      KvBatch b;
+      b.put(inline_key(id_), std::move(buf_));
+      return index_->write(b, false);
+    }
+  }
   if (sync && ::fdatasync(fd_) != 0) return errno_status("fsync cache file", errno);
   ::close(fd_);
   fd_ = -1;
@@ -67,6 +106,7 @@ Status FileWriter::commit(bool sync) {
 }
 
 std::string ObjectFiles::path(uint64_t id) const { return fmt::format("{}/{:02x}/{:016x}", dir_, id & 0xff, id); }
+std::string ObjectFiles::tmp_path(uint64_t id) const { return fmt::format("{}/tmp/{:016x}", dir_, id); }
 
 Status ObjectFiles::init() {
   std::error_code ec;
@@ -78,13 +118,6 @@ Status ObjectFiles::init() {
   std::filesystem::create_directories(dir_ + "/tmp", ec);
   for (auto& e : std::filesystem::directory_iterator(dir_ + "/tmp", ec)) std::filesystem::remove(e.path(), ec);
   return ok_status();
-}
-
-Result<std::unique_ptr<FileWriter>> ObjectFiles::create(uint64_t id) {
-  std::string tmp = fmt::format("{}/tmp/{:016x}", dir_, id);
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return errno_status("create cache file", errno);
-  return std::make_unique<FileWriter>(tmp, path(id), fd, id);
 }
 
 Result<int> ObjectFiles::open(uint64_t id) const {

@@ -1,7 +1,11 @@
-// Object data files of one cache directory, named by internal id (never by
-// key): <dir>/<id % 256 as 2 hex>/<id as 16 hex>. A file is written under a
-// temporary name and renamed into place when complete, so a file with its
-// final name is always whole.
+// Object data of one cache directory, by internal id (never by key).
+//
+// Large data lives in files <dir>/<id % 256 as 2 hex>/<id as 16 hex>, written
+// under a temporary name and renamed into place when complete, so a file with
+// its final name is always whole. Data up to `inline_max` bytes is kept in the
+// index instead (key "i<id>"): its durability then comes with the synced
+// index write that commits the object, one WAL fsync instead of a file fsync,
+// a directory fsync and a WAL fsync.
 #pragma once
 
 #include <cstdint>
@@ -9,31 +13,46 @@
 #include <string>
 
 #include "common/status.h"
+#include "store/index.h"
+#include "store/meta.h"
 
 namespace reservoir::store {
 
-// Writes one data file. Not thread-safe; owned by one writer at a time.
-// Dropped without commit(), the temporary file is removed.
+class ObjectFiles;
+
+// Writes one piece of object data. Not thread-safe; owned by one writer at a
+// time. Dropped without commit(), nothing remains.
 class FileWriter {
  public:
-  FileWriter(std::string tmp_path, std::string final_path, int fd, uint64_t id);
+  FileWriter(const ObjectFiles& files, KvIndex* index, uint64_t id, size_t inline_max);
   ~FileWriter();
   FileWriter(const FileWriter&) = delete;
   FileWriter& operator=(const FileWriter&) = delete;
 
   Status append(const char* data, size_t n);
-  // Makes the file durable (fsync when `sync`) and gives it its final name.
+  // Makes the data durable (fsync when `sync`, for files) and final. Data kept
+  // in the index is written unsynced: the synced commit of the object record
+  // that follows makes it durable too (the WAL is sequential).
   Status commit(bool sync);
   uint64_t id() const { return id_; }
   uint64_t size() const { return size_; }
   uint32_t crc32c() const { return crc_; }
+  bool in_index() const { return fd_ < 0 && !spilled_; }
+  Segment segment() const { return {id_, size_, in_index()}; }
   // MD5 of everything appended, raw 16 bytes. Call once, after the last append.
   std::string md5();
 
  private:
-  std::string tmp_path_, final_path_;
-  int fd_;
+  Status spill();  // from memory to a temporary file
+
+  const ObjectFiles& files_;
+  KvIndex* index_;
   uint64_t id_;
+  size_t inline_max_;
+  std::string buf_;       // data while it fits inline
+  std::string tmp_path_, final_path_;
+  int fd_ = -1;
+  bool spilled_ = false;
   uint64_t size_ = 0;
   uint32_t crc_ = 0;
   void* md5_ctx_;
@@ -45,16 +64,19 @@ class ObjectFiles {
   explicit ObjectFiles(std::string dir) : dir_(std::move(dir)) {}
   // Creates the shard directories and clears temporary leftovers of a crash.
   Status init();
-  Result<std::unique_ptr<FileWriter>> create(uint64_t id);
   // Opens for reading; the open descriptor keeps the bytes readable even if
   // the file is removed meanwhile.
   Result<int> open(uint64_t id) const;
   void remove(uint64_t id) const;
   std::string path(uint64_t id) const;
+  std::string tmp_path(uint64_t id) const;
   const std::string& dir() const { return dir_; }
 
  private:
   std::string dir_;
 };
+
+// Index key of data kept in the index.
+std::string inline_key(uint64_t id);
 
 }  // namespace reservoir::store

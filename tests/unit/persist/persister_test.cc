@@ -406,7 +406,7 @@ TEST(persister_test, start_loads_the_dirty_queue_from_the_index) {
     store::ObjectMeta m;
     m.size = (*w)->size();
     m.etag = hex_encode((*w)->md5());
-    m.segments = {{(*w)->id(), m.size}};
+    m.segments = {(*w)->segment()};
     m.state = store::PersistState::dirty;
     ASSERT_TRUE((*w)->commit(false).ok());
     ASSERT_TRUE(f.store().commit("bkt", key, m).ok());

@@ -43,7 +43,12 @@ std::string kind_name(const testing::TestParamInfo<IndexKind>& i) {
 
 class StoreFixture {
  public:
-  explicit StoreFixture(IndexKind kind = IndexKind::rocks) : kind_(kind) { reopen(); }
+  // inline_max 0: every object in a file of its own (the file-level tests
+  // below look at the files); the inline tests pass a threshold.
+  explicit StoreFixture(IndexKind kind = IndexKind::rocks, size_t inline_max = 0)
+      : kind_(kind), inline_max_(inline_max) {
+    reopen();
+  }
 
   // Destroys the store (closing its index) and opens it again on the same
   // directories. Only meaningful for the RocksDB index.
@@ -57,7 +62,7 @@ class StoreFixture {
     } else {
       index = make_memory_index();
     }
-    auto s = CacheStore::open(dir_.path() + "/cache", std::move(index), /*durable=*/true);
+    auto s = CacheStore::open(dir_.path() + "/cache", std::move(index), /*durable=*/true, inline_max_);
     ASSERT_TRUE(s.ok()) << s.status().to_string();
     store_ = std::move(s.value());
   }
@@ -80,7 +85,7 @@ class StoreFixture {
     m.user_meta = {{"owner", "test"}};
     m.mtime_ms = now_ms();
     m.state = state;
-    if (m.size > 0) m.segments.push_back({w.id(), m.size});
+    if (m.size > 0) m.segments.push_back(w.segment());
     EXPECT_TRUE(w.commit(true).ok());
     return m;
   }
@@ -144,6 +149,7 @@ class StoreFixture {
 
  private:
   TempDir dir_;
+  size_t inline_max_ = 0;
   IndexKind kind_;
   std::unique_ptr<CacheStore> store_;
 };
@@ -571,6 +577,43 @@ TEST(meta_test, object_meta_encode_decode_round_trip) {
   EXPECT_EQ(d->expires_at_ms, 99);
 
   EXPECT_FALSE(decode_object("\xc1 not msgpack").ok());
+}
+
+}  // namespace reservoir::store
+
+namespace reservoir::store {
+
+TEST(cache_store_inline_test, small_objects_live_in_the_index_and_survive_reopen) {
+  StoreFixture f(IndexKind::rocks, 64 * 1024);
+  ObjectMeta small = f.write_file(std::string(10 * 1024, 's'));
+  ASSERT_EQ(small.segments.size(), 1u);
+  EXPECT_TRUE(small.segments[0].in_index);
+  EXPECT_FALSE(std::filesystem::exists(f.store().files().path(small.segments[0].file_id)));
+  ASSERT_TRUE(f.store().commit("bkt", "small", small).ok());
+  ObjectMeta big = f.write_file(std::string(100 * 1024, 'b'));
+  EXPECT_FALSE(big.segments[0].in_index);
+  EXPECT_TRUE(std::filesystem::exists(f.store().files().path(big.segments[0].file_id)));
+  ASSERT_TRUE(f.store().commit("bkt", "big", big).ok());
+  f.reopen();
+  EXPECT_EQ(f.read("bkt", "small"), std::string(10 * 1024, 's'));
+  EXPECT_EQ(f.read("bkt", "big"), std::string(100 * 1024, 'b'));
+}
+
+TEST(cache_store_inline_test, overwrite_drops_old_inline_data_but_an_open_handle_keeps_it) {
+  StoreFixture f(IndexKind::rocks, 64 * 1024);
+  ASSERT_TRUE(f.store().commit("bkt", "k", f.write_file("version one")).ok());
+  auto h = f.store().open("bkt", "k");
+  ASSERT_TRUE(h.ok());
+  ObjectMeta v1 = h->meta();
+  ASSERT_TRUE(f.store().commit("bkt", "k", f.write_file("version two")).ok());
+  // The old data is gone from the index...
+  EXPECT_FALSE(f.store().pin(v1).ok());
+  // ...but the handle opened before still reads it.
+  char buf[64];
+  auto n = h->pread(0, buf, sizeof buf);
+  ASSERT_TRUE(n.ok());
+  EXPECT_EQ(std::string(buf, *n), "version one");
+  EXPECT_EQ(f.read("bkt", "k"), "version two");
 }
 
 }  // namespace reservoir::store
