@@ -663,6 +663,7 @@ class Proxy:
         # Expect: 100-continue is answered here (after the latency and the checks above, as
         # S3 answers it after a round trip); the backend gets the request without it.
         head = req.rebuild(drop=("expect",)) if req.expect_continue else req.raw
+        sent_100 = False
         for attempt in (0, 1):
             try:
                 reused = await self.upstream(conn)
@@ -670,7 +671,8 @@ class Proxy:
                 return await self.bad_gateway(conn, req, f"backend unreachable: {e}")
             conn.up_writer.write(head)
             body_task = None
-            if req.expect_continue:
+            if req.expect_continue and not sent_100:
+                sent_100 = True
                 # also for an empty body, as S3 and werkzeug do: botocore, answered with a
                 # final status instead, keeps that status line for the connection's next
                 # Expect request and misreads its response
