@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <mutex>
+#include <random>
 #include <thread>
 
 #include <fmt/format.h>
@@ -57,6 +58,14 @@ Status classify(int status, const std::string& body, const std::string& what) {
       code == "AccessDenied")
     return permission_denied(m);
   return invalid_argument(m);
+}
+
+constexpr int kPartAttempts = 6;
+
+std::chrono::milliseconds part_backoff(int attempt) {
+  static thread_local std::mt19937 rng(std::random_device{}());
+  int64_t base = std::min<int64_t>(8000, 250LL << attempt);
+  return std::chrono::milliseconds(std::uniform_int_distribution<int64_t>(base / 2, base)(rng));
 }
 
 class S3Ufs : public UnderStore {
@@ -305,19 +314,26 @@ class S3Ufs : public UnderStore {
             got += *n;
           }
         }
-        size_t off = 0;
-        std::string resp_body;
-        auto pr = send("PUT", fmt::format("{}?partNumber={}&{}", target, idx + 1, uid_q), {},
-                       [&](char* b, size_t n) -> Result<size_t> {
-                         size_t k = std::min(n, buf.size() - off);
-                         std::memcpy(b, buf.data() + off, k);
-                         off += k;
-                         return k;
-                       },
-                       &resp_body, buf.size());
-        Status st = !pr.ok() ? pr.status() : pr->status != 200 ? classify(pr->status, resp_body, "UploadPart") : ok_status();
-        if (st.ok() && pr->header("etag")) etags[idx] = *pr->header("etag");
-        else if (st.ok()) st = unavailable("UploadPart: no ETag in the answer");
+        // A throttled or failed part is retried on its own (the part is in
+        // memory) before the whole upload is given up.
+        Status st;
+        for (int attempt = 0; attempt < kPartAttempts; ++attempt) {
+          if (attempt > 0) std::this_thread::sleep_for(part_backoff(attempt));
+          size_t off = 0;
+          std::string resp_body;
+          auto pr = send("PUT", fmt::format("{}?partNumber={}&{}", target, idx + 1, uid_q), {},
+                         [&](char* b, size_t n) -> Result<size_t> {
+                           size_t k = std::min(n, buf.size() - off);
+                           std::memcpy(b, buf.data() + off, k);
+                           off += k;
+                           return k;
+                         },
+                         &resp_body, buf.size());
+          st = !pr.ok() ? pr.status() : pr->status != 200 ? classify(pr->status, resp_body, "UploadPart") : ok_status();
+          if (st.ok() && pr->header("etag")) etags[idx] = *pr->header("etag");
+          else if (st.ok()) st = unavailable("UploadPart: no ETag in the answer");
+          if (st.ok() || !st.retryable()) break;
+        }
         if (!st.ok()) {
           std::lock_guard fl(fail_mu);
           if (failed.ok()) failed = st;
