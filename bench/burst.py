@@ -13,10 +13,10 @@ PUT rate, and the time from the end of the burst to the persistence barrier.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import hashlib
 import json
 import os
-import statistics
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -28,20 +28,12 @@ from botocore.exceptions import ClientError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import harness  # noqa: E402
+import s3load  # noqa: E402
 
 
 def client(url: str, key: str, secret: str, concurrency: int):
     return boto3.client("s3", endpoint_url=url, aws_access_key_id=key, aws_secret_access_key=secret,
-                        region_name="us-east-1",
-                        config=Config(max_pool_connections=concurrency + 8,
-                                      retries={"mode": "standard", "max_attempts": 3}))
-
-
-def pct(values: list[float], p: float) -> float:
-    if not values:
-        return float("nan")
-    s = sorted(values)
-    return s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))]
+                        region_name="us-east-1", config=Config(max_pool_connections=concurrency + 8))
 
 
 def body_for(i: int, size: int) -> bytes:
@@ -49,34 +41,22 @@ def body_for(i: int, size: int) -> bytes:
     return (seed * (size // len(seed) + 1))[:size]
 
 
-def burst(s3, bucket: str, n: int, size: int, concurrency: int, verify_get: bool):
-    lat, errors, bad_reads = [], {}, 0
-
-    def one(i: int):
-        nonlocal bad_reads
-        data = body_for(i, size)
-        t = time.perf_counter()
-        try:
-            s3.put_object(Bucket=bucket, Key=f"obj/{i:06d}", Body=data, Metadata={"i": str(i)})
-        except ClientError as e:
-            code = e.response.get("Error", {}).get("Code", "?")
-            errors[code] = errors.get(code, 0) + 1
-            return
-        except Exception as e:  # connection errors
-            errors[type(e).__name__] = errors.get(type(e).__name__, 0) + 1
-            return
-        lat.append((time.perf_counter() - t) * 1000)
+def burst(endpoint: str, signer, bucket: str, n: int, size: int, concurrency: int, verify_get: bool) -> dict:
+    """n PUTs (each with x-amz-meta-i) from `concurrency` keep-alive connections;
+    with verify_get, each PUT is followed by a GET of the same key on the same
+    connection, compared byte for byte. Retries like the SDKs' standard mode."""
+    ops = []
+    for i in range(n):
+        key = f"/{bucket}/obj/{i:06d}"
+        ops.append(("PUT", key, body_for(i, size), {"x-amz-meta-i": str(i)}, None))
         if verify_get:
-            got = s3.get_object(Bucket=bucket, Key=f"obj/{i:06d}")["Body"].read()
-            if got != data:
-                bad_reads += 1
-
-    t0 = time.perf_counter()
-    with ThreadPoolExecutor(concurrency) as ex:
-        list(ex.map(one, range(n)))
-    return {"seconds": time.perf_counter() - t0, "p50_ms": pct(lat, 50), "p99_ms": pct(lat, 99),
-            "mean_ms": statistics.mean(lat) if lat else float("nan"), "ok": len(lat),
-            "errors": sum(errors.values()), "errors_by_code": errors, "bad_reads": bad_reads}
+            ops.append(("GET", key, b"", {}, (lambda d: lambda st, got: got == d)(body_for(i, size))))
+    puts = [o for o in ops if o[0] == "PUT"]
+    if not verify_get:
+        return asyncio.run(s3load.run_ops(endpoint, signer, puts, concurrency))
+    # Interleave so that each worker takes a PUT and then its GET.
+    r = asyncio.run(s3load.run_ops(endpoint, signer, ops, concurrency, pairs=True))
+    return r
 
 
 def verify_backend(moto, n: int, size: int) -> int:
@@ -99,18 +79,19 @@ def run(puts: int, concurrency: int, size: int, backend_put_rps: int, latency_ms
         moto = client(env.moto_url, "moto", "moto", 8)
         moto.create_bucket(Bucket="burst")
         moto.create_bucket(Bucket="direct")
-        direct = burst(client(env.proxy_url, "moto", "moto", concurrency), "direct", puts, size, concurrency, False)
+        direct = burst(env.proxy_url, s3load.Signer("moto", "moto"), "direct", puts, size, concurrency, False)
         direct_stats = env.control("GET", "/stats")
         env.control("POST", "/reset-stats")
-        res = client(env.reservoir_url, harness.ACCESS_KEY, harness.SECRET_KEY, concurrency)
-        through = burst(res, "burst", puts, size, concurrency, True)
+        through = burst(env.reservoir_url, s3load.Signer(harness.ACCESS_KEY, harness.SECRET_KEY), "burst", puts, size,
+                        concurrency, True)
         t = time.perf_counter()
         barrier = env.sync("burst/")
         through["drain_seconds"] = time.perf_counter() - t
         through["barrier"] = barrier
         stats = env.control("GET", "/stats")
         through["backend_peak_put_rps"] = stats.get("peak_put_rps")
-        through["backend_503s"] = stats.get("throttled", stats.get("slowdowns"))
+        through["backend_503s"] = stats.get("slowdown_503")
+        direct["backend_503s"] = direct_stats.get("slowdown_503")
         through["backend_mismatches"] = verify_backend(moto, puts, size)
         direct["backend_peak_put_rps"] = direct_stats.get("peak_put_rps")
         return {"puts": puts, "concurrency": concurrency, "size": size, "backend_put_rps": backend_put_rps,
@@ -130,7 +111,7 @@ def markdown(r: dict) -> str:
         f"| straight to the throttled backend | {d['p50_ms']:.2f} ms | {d['p99_ms']:.2f} ms | {d['errors']} {d['errors_by_code'] or ''} | {d['backend_peak_put_rps']} | - |",
         f"| through Reservoir (write-back) | {t['p50_ms']:.2f} ms | {t['p99_ms']:.2f} ms | {t['errors']} {t['errors_by_code'] or ''} | {t['backend_peak_put_rps']} | {t['drain_seconds']:.1f} s |",
         "",
-        f"p50 ratio (direct / Reservoir): {d['p50_ms'] / t['p50_ms']:.1f}x; read-after-write mismatches: {t['bad_reads']}; "
+        f"p50 ratio (direct / Reservoir): {d['p50_ms'] / t['p50_ms']:.1f}x; read-after-write mismatches: {t['bad']}; "
         f"objects missing or different in the backend after the barrier: {t['backend_mismatches']}.",
     ])
 

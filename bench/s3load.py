@@ -100,38 +100,48 @@ def percentile(values: list[float], p: float) -> float:
 
 
 async def run_ops(endpoint: str, signer: Signer, ops: list, concurrency: int, attempts: int = 3,
-                  backoff_base: float = 0.1) -> dict:
+                  backoff_base: float = 0.1, pairs: bool = False) -> dict:
     """ops: list of (method, path, body, extra_headers, check) where check(status, body)
     returns True for a good answer. Returns latencies (ms, of successful ops including
-    retries), errors by code and elapsed seconds."""
+    retries; with pairs, of the first op of each pair only), errors by code and elapsed
+    seconds. pairs=True: a worker takes two ops at a time and runs them in order on its
+    connection (a PUT and then the GET that must see it)."""
     u = urllib.parse.urlparse(endpoint)
     host_header = u.netloc
     queue = list(reversed(ops))
     lat, errors, bad = [], {}, 0
 
-    async def worker():
+    async def one(conn, op, record):
         nonlocal bad
+        method, path, body, extra, check = op
+        t = time.perf_counter()
+        for n in range(attempts):
+            try:
+                status, hdrs, data = await conn.request(method, path, signer.headers(method, host_header, path, extra), body)
+            except Exception as e:  # noqa: BLE001
+                status, data = 0, type(e).__name__.encode()
+            if status < 500 and status != 0:
+                break
+            if n + 1 < attempts:
+                await asyncio.sleep(random.uniform(0, min(20.0, 2 ** n)) * backoff_base * 10)
+        if 200 <= status < 300:
+            if record:
+                lat.append((time.perf_counter() - t) * 1000)
+            if check and not check(status, data):
+                bad += 1
+        else:
+            code = "conn" if status == 0 else (data.split(b"<Code>")[1].split(b"</Code>")[0].decode()
+                                               if b"<Code>" in data else str(status))
+            errors[code] = errors.get(code, 0) + 1
+
+    async def worker():
         conn = Conn(u.hostname, u.port)
         while queue:
-            method, path, body, extra, check = queue.pop()
-            t = time.perf_counter()
-            for n in range(attempts):
-                try:
-                    status, hdrs, data = await conn.request(method, path, signer.headers(method, host_header, path, extra), body)
-                except Exception as e:  # noqa: BLE001
-                    status, data = 0, type(e).__name__.encode()
-                if status < 500 and status != 0:
-                    break
-                if n + 1 < attempts:
-                    await asyncio.sleep(random.uniform(0, min(20.0, 2 ** n)) * backoff_base * 10)
-            if 200 <= status < 300:
-                lat.append((time.perf_counter() - t) * 1000)
-                if check and not check(status, data):
-                    bad += 1
-            else:
-                code = "conn" if status == 0 else (data.split(b"<Code>")[1].split(b"</Code>")[0].decode()
-                                                   if b"<Code>" in data else str(status))
-                errors[code] = errors.get(code, 0) + 1
+            batch = [queue.pop()]
+            if pairs and queue:
+                batch.append(queue.pop())
+            for pos, op in enumerate(batch):
+                await one(conn, op, record=(pos == 0))
         conn.close()
 
     t0 = time.perf_counter()

@@ -318,35 +318,34 @@ awaitable<Result<std::string>> read_small_body(Ctx& c, size_t max_bytes) {
   co_return out;
 }
 
-awaitable<Result<std::unique_ptr<store::FileWriter>>> receive_body(Ctx& c, std::map<std::string, std::string>& checksums) {
+awaitable<Status> receive_body(Ctx& c, store::FileWriter* w, std::map<std::string, std::string>& checksums,
+                               std::string& tail) {
   BodyDecoder d(c);
   Status st = d.init();
   if (!st.ok()) co_return st;
-  auto file = co_await c.blocking([&] { return c.engine().new_file(); });
-  if (!file.ok()) co_return file.status();
   constexpr size_t kChunk = 1 << 20;
+  tail.clear();
   std::vector<char> buf(kChunk);
   size_t fill = 0;
-  store::FileWriter* w = file.value().get();
   for (;;) {
     auto r = co_await d.read(buf.data() + fill, kChunk - fill);
     if (!r.ok()) co_return r.status();
     fill += *r;
-    if (fill == kChunk || (*r == 0 && fill > 0)) {
+    if (*r == 0) break;
+    if (fill == kChunk) {
       const char* p = buf.data();
-      size_t n = fill;
-      Status ws = co_await c.blocking([&] { return w->append(p, n); });
+      Status ws = co_await c.blocking([&] { return w->append(p, kChunk); });
       if (!ws.ok()) {
         if (ws.code() == Code::resource_exhausted) co_return s3_error("SlowDown", "The cache is out of space; retry later");
         co_return ws;
       }
       fill = 0;
     }
-    if (*r == 0) break;
   }
   st = d.finish(checksums);
   if (!st.ok()) co_return st;
-  co_return std::move(file.value());
+  tail.assign(buf.data(), fill);
+  co_return ok_status();
 }
 
 // --- headers <-> attributes ---

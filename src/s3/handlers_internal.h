@@ -51,11 +51,14 @@ awaitable<void> send_empty(Ctx& c, int status);
 
 // Reads a small request body (XML) completely, verifying its checksums.
 awaitable<Result<std::string>> read_small_body(Ctx& c, size_t max_bytes);
-// Streams the request body into a new cache file, verifying length,
-// payload hash, Content-MD5 and x-amz-checksum-* (headers or trailers).
-// On success returns the file (not yet committed) and fills `checksums`
-// (algo -> base64) with the checksums the client sent.
-awaitable<Result<std::unique_ptr<store::FileWriter>>> receive_body(Ctx& c, std::map<std::string, std::string>& checksums);
+// Streams the request body into `w`, verifying length, payload hash,
+// Content-MD5 and x-amz-checksum-* (headers or trailers), and fills
+// `checksums` (algo -> base64) with the checksums the client sent. Full 1 MiB
+// pieces are written as they arrive; the last piece (all of a small body) is
+// left in `tail` for the caller to append in the same blocking call that
+// commits the object, saving a thread hop per request.
+awaitable<Status> receive_body(Ctx& c, store::FileWriter* w, std::map<std::string, std::string>& checksums,
+                               std::string& tail);
 
 // Request headers -> object attributes (content headers, x-amz-meta-*, tags).
 Result<ObjectAttrs> attrs_from_headers(const http::Request& req);

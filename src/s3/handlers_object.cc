@@ -142,7 +142,7 @@ awaitable<void> get_object(Ctx& c, bool head) {
     size_t want = static_cast<size_t>(std::min<uint64_t>(buf.size(), end - off));
     char* bp = buf.data();
     uint64_t at = off;
-    auto n = co_await c.blocking([&]() -> Result<size_t> {
+    auto read = [&]() -> Result<size_t> {
       size_t got = 0;
       while (got < want) {
         auto r = hp->pread(at + got, bp + got, want - got);
@@ -151,7 +151,9 @@ awaitable<void> get_object(Ctx& c, bool head) {
         got += *r;
       }
       return got;
-    });
+    };
+    // Data kept in the index is already in memory: no thread hop.
+    Result<size_t> n = hp->in_memory() ? read() : co_await c.blocking(read);
     if (!n.ok() || *n == 0) {
       c.resp.close_after();  // the length was promised: the client sees a short body
       co_return;
@@ -266,21 +268,27 @@ awaitable<void> put_object(Ctx& c) {
     }
     cond.if_none_match_star = true;
   }
-  Status chk = co_await c.blocking([&] { return c.engine().check_write(c.bucket, c.key); });
-  if (!chk.ok()) {
-    co_await send_error(c, chk);
-    co_return;
-  }
-  ObjectAttrs a = attrs.value();
-  auto file = co_await receive_body(c, a.checksums);
+  // One hop validates the write and opens its data; one more commits it.
+  auto file = co_await c.blocking([&]() -> Result<std::unique_ptr<store::FileWriter>> {
+    Status st = c.engine().check_write(c.bucket, c.key);
+    if (!st.ok()) return st;
+    return c.engine().new_file();
+  });
   if (!file.ok()) {
     co_await send_error(c, file.status());
     co_return;
   }
-  auto f = std::move(file.value());
-  store::FileWriter* fp = f.release();
-  auto meta = co_await c.blocking([&] {
-    return c.engine().finish_put(c.bucket, c.key, std::unique_ptr<store::FileWriter>(fp), a, cond);
+  ObjectAttrs a = attrs.value();
+  std::string tail;
+  Status rs = co_await receive_body(c, file.value().get(), a.checksums, tail);
+  if (!rs.ok()) {
+    co_await send_error(c, rs);
+    co_return;
+  }
+  auto meta = co_await c.blocking([&]() -> Result<store::ObjectMeta> {
+    Status st = file.value()->append(tail.data(), tail.size());
+    if (!st.ok()) return st;
+    return c.engine().finish_put(c.bucket, c.key, std::move(file.value()), a, cond);
   });
   if (!meta.ok()) {
     co_await send_error(c, meta.status());
@@ -494,15 +502,20 @@ awaitable<void> upload_part(Ctx& c) {
     const store::ReadHandle* hp = &h.value();
     file = co_await c.blocking([&] { return c.engine().copy_to_file(*hp, first, len); });
   } else {
-    file = co_await receive_body(c, checksums);
+    file = co_await c.blocking([&] { return c.engine().new_file(); });
+    if (file.ok()) {
+      std::string tail;
+      Status rs = co_await receive_body(c, file.value().get(), checksums, tail);
+      if (rs.ok()) rs = co_await c.blocking([&] { return file.value()->append(tail.data(), tail.size()); });
+      if (!rs.ok()) file = rs;
+    }
   }
   if (!file.ok()) {
     co_await send_error(c, file.status());
     co_return;
   }
-  store::FileWriter* fp = file.value().release();
   auto etag = co_await c.blocking([&] {
-    return c.engine().put_part(upload_id, *pn, std::unique_ptr<store::FileWriter>(fp));
+    return c.engine().put_part(upload_id, *pn, std::move(file.value()));
   });
   if (!etag.ok()) {
     co_await send_error(c, etag.status());

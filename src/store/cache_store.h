@@ -40,6 +40,12 @@ class ReadHandle {
   ReadHandle& operator=(ReadHandle&& o) noexcept;
 
   const ObjectMeta& meta() const { return meta_; }
+  // True when every byte is in memory (data kept in the index): reads never block.
+  bool in_memory() const {
+    for (auto& p : pieces_)
+      if (p.fd >= 0) return false;
+    return true;
+  }
   // Reads up to n bytes at `offset` of the whole object; 0 at the end.
   Result<size_t> pread(uint64_t offset, char* buf, size_t n) const;
 
