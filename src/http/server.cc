@@ -49,7 +49,8 @@ struct Server::Impl {
   std::vector<std::unique_ptr<tcp::acceptor>> acceptors;
   std::vector<std::unique_ptr<Handler>> handlers;
   std::atomic<int> active{0};
-  std::atomic<int> conns{0};
+  // Open connections per listener: a full S3 listener must not lock out the admin one.
+  std::vector<std::unique_ptr<std::atomic<int>>> conns;
   std::atomic<bool> draining{false};
 };
 
@@ -189,9 +190,18 @@ class RawResponse : public ResponseWriter {
     error_code ec;
     lowest(s_).expires_after(limits_.idle_timeout);
     if (!head_.empty()) {
-      std::array<asio::const_buffer, 2> bufs{asio::buffer(head_), asio::buffer(data, n)};
-      co_await asio::async_write(s_, bufs, asio::redirect_error(asio::use_awaitable, ec));
+      // One contiguous buffer: Boost 1.74's SSL stream reported success for a
+      // two-buffer write over 16 KiB after sending only the first buffer.
+      if (n <= 64 * 1024) {
+        head_.append(data, n);
+        co_await asio::async_write(s_, asio::buffer(head_), asio::redirect_error(asio::use_awaitable, ec));
+        n = 0;
+      } else {
+        co_await asio::async_write(s_, asio::buffer(head_), asio::redirect_error(asio::use_awaitable, ec));
+      }
       head_.clear();
+      if (!ec && n > 0)
+        co_await asio::async_write(s_, asio::buffer(data, n), asio::redirect_error(asio::use_awaitable, ec));
     } else {
       co_await asio::async_write(s_, asio::buffer(data, n), asio::redirect_error(asio::use_awaitable, ec));
     }
@@ -243,7 +253,16 @@ awaitable<void> write_simple(Stream& s, int status, const std::string& body) {
 template <class Stream>
 awaitable<void> serve_requests(Stream& stream, Server::Impl* impl, Handler* handler, bool tls) {
   beast::flat_buffer buf;
-  for (;;) {
+  for (bool first = true;; first = false) {
+    if (!first && buf.size() == 0) {
+      // Between requests a kept-alive connection may idle for idle_timeout;
+      // once a byte arrives, the whole header must follow within header_timeout.
+      error_code ec;
+      lowest(stream).expires_after(impl->limits.idle_timeout);
+      size_t n = co_await stream.async_read_some(buf.prepare(16 * 1024), asio::redirect_error(asio::use_awaitable, ec));
+      if (ec) co_return;
+      buf.commit(n);
+    }
     Parser parser;
     parser.header_limit(static_cast<std::uint32_t>(impl->limits.max_header_bytes));
     parser.body_limit(std::numeric_limits<std::uint64_t>::max());
@@ -302,16 +321,17 @@ awaitable<void> serve_requests(Stream& stream, Server::Impl* impl, Handler* hand
   }
 }
 
-awaitable<void> plain_session(tcp::socket sock, Server::Impl* impl, Handler* handler) {
+awaitable<void> plain_session(tcp::socket sock, Server::Impl* impl, Handler* handler, std::atomic<int>* conns) {
   beast::tcp_stream stream(std::move(sock));
   co_await serve_requests(stream, impl, handler, false);
   error_code ec;
   stream.socket().shutdown(tcp::socket::shutdown_send, ec);
   stream.close();
-  impl->conns--;
+  (*conns)--;
 }
 
-awaitable<void> tls_session(tcp::socket sock, ssl::context* ctx, Server::Impl* impl, Handler* handler) {
+awaitable<void> tls_session(tcp::socket sock, ssl::context* ctx, Server::Impl* impl, Handler* handler,
+                            std::atomic<int>* conns) {
   beast::ssl_stream<beast::tcp_stream> stream(beast::tcp_stream(std::move(sock)), *ctx);
   error_code ec;
   lowest(stream).expires_after(impl->limits.header_timeout);
@@ -322,25 +342,26 @@ awaitable<void> tls_session(tcp::socket sock, ssl::context* ctx, Server::Impl* i
     co_await stream.async_shutdown(asio::redirect_error(asio::use_awaitable, ec));
   }
   lowest(stream).close();
-  impl->conns--;
+  (*conns)--;
 }
 
-awaitable<void> accept_loop(tcp::acceptor* acc, Server::Impl* impl, Handler* handler, ssl::context* tls) {
+awaitable<void> accept_loop(tcp::acceptor* acc, Server::Impl* impl, Handler* handler, ssl::context* tls,
+                            std::atomic<int>* conns) {
   for (;;) {
     error_code ec;
     tcp::socket sock = co_await acc->async_accept(asio::redirect_error(asio::use_awaitable, ec));
     if (impl->draining || ec == asio::error::operation_aborted) co_return;
     if (ec) continue;
-    if (impl->conns.load() >= impl->limits.max_connections) {
+    if (conns->load() >= impl->limits.max_connections) {
       sock.close(ec);
       continue;
     }
     sock.set_option(tcp::no_delay(true), ec);
-    impl->conns++;
+    (*conns)++;
     if (tls)
-      asio::co_spawn(impl->ioc, tls_session(std::move(sock), tls, impl, handler), asio::detached);
+      asio::co_spawn(impl->ioc, tls_session(std::move(sock), tls, impl, handler, conns), asio::detached);
     else
-      asio::co_spawn(impl->ioc, plain_session(std::move(sock), impl, handler), asio::detached);
+      asio::co_spawn(impl->ioc, plain_session(std::move(sock), impl, handler, conns), asio::detached);
   }
 }
 
@@ -364,7 +385,10 @@ Result<uint16_t> Server::listen(const std::string& host_port, Handler handler, s
   if (ec) return unavailable("cannot listen on " + host_port + ": " + ec.message());
   uint16_t port = acc->local_endpoint().port();
   impl_->handlers.push_back(std::make_unique<Handler>(std::move(handler)));
-  asio::co_spawn(impl_->ioc, accept_loop(acc.get(), impl_.get(), impl_->handlers.back().get(), tls), asio::detached);
+  impl_->conns.push_back(std::make_unique<std::atomic<int>>(0));
+  asio::co_spawn(impl_->ioc,
+                 accept_loop(acc.get(), impl_.get(), impl_->handlers.back().get(), tls, impl_->conns.back().get()),
+                 asio::detached);
   impl_->acceptors.push_back(std::move(acc));
   return port;
 }
@@ -380,6 +404,10 @@ void Server::begin_drain() {
 }
 
 int Server::active_requests() const { return impl_->active.load(); }
-int Server::open_connections() const { return impl_->conns.load(); }
+int Server::open_connections() const {
+  int n = 0;
+  for (auto& c : impl_->conns) n += c->load();
+  return n;
+}
 
 }  // namespace reservoir::http

@@ -13,6 +13,7 @@ Environment: RESERVOIR_E2E_BIG_MIB (default 1024) sets the size of the large obj
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import http.client
@@ -23,19 +24,19 @@ import select
 import shutil
 import socket
 import ssl
+import struct
 import subprocess
 import time
 import zlib
-import base64
-import struct
 from pathlib import Path
 from types import SimpleNamespace
 
+import botocore
 import pytest
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import SSLError
 
-from conftest import (BOTO3_VERSION, HOST, MiB, delete_bucket_quietly, make_client, md5_hex,
+from conftest import (HOST, MiB, delete_bucket_quietly, make_client, md5_hex,
                       multipart_etag, rand_bytes, raw_request, sign_headers, unique_bucket_name)
 from test_awscli import CLIS, _clean_env
 
@@ -239,13 +240,25 @@ def tls_bucket(tls_server, tls_s3, request):
 # 1. TLS
 # --------------------------------------------------------------------------
 
-def _expected_put_payload_hash() -> str | None:
-    """What x-amz-content-sha256 boto3 sends on PutObject/UploadPart over https, where the
-    version makes it deterministic: botocore >= 1.36 computes a CRC32 by default and, over
-    TLS, sends it as a trailer of an unsigned aws-chunked body."""
-    if BOTO3_VERSION >= (1, 36):
-        return "STREAMING-UNSIGNED-PAYLOAD-TRAILER"
-    return None
+BOTOCORE_VERSION = tuple(int(x) for x in botocore.__version__.split(".")[:2])
+
+
+def _expected_put_body() -> tuple[str, str]:
+    """(x-amz-content-sha256, integrity header) of boto3's PutObject/UploadPart over https.
+    botocore >= 1.36 computes a CRC32 by default and, over TLS, sends it as the trailer of an
+    unsigned aws-chunked body; older ones send an unsigned body with a Content-MD5 header."""
+    if BOTOCORE_VERSION >= (1, 36):
+        return "STREAMING-UNSIGNED-PAYLOAD-TRAILER", "x-amz-trailer"
+    return "UNSIGNED-PAYLOAD", "content-md5"
+
+
+def _check_sent_body(op: str, h: dict) -> None:
+    payload_hash, integrity = _expected_put_body()
+    assert h.get("x-amz-content-sha256") == payload_hash, (op, h)
+    assert integrity in h, (op, h)
+    if payload_hash.startswith("STREAMING-"):
+        assert "aws-chunked" in h.get("content-encoding", ""), (op, h)
+        assert h["x-amz-trailer"].startswith("x-amz-checksum-"), (op, h)
 
 
 def test_tls_put_get_small(tls_server, tls_s3, tls_bucket):
@@ -255,15 +268,8 @@ def test_tls_put_get_small(tls_server, tls_s3, tls_bucket):
     assert put["ETag"] == f'"{md5_hex(data)}"'
     sent = [h for op, h in seen if op == "PutObject"]
     assert len(sent) == 1, seen
-    payload_hash = sent[0].get("x-amz-content-sha256")
-    want = _expected_put_payload_hash()
-    if want:
-        assert payload_hash == want, sent[0]
-        assert "aws-chunked" in sent[0].get("content-encoding", ""), sent[0]
-        assert sent[0].get("x-amz-trailer", "").startswith("x-amz-checksum-"), sent[0]
-    else:
-        # boto3 1.26 over TLS: a signed or unsigned plain body, never a trailer
-        assert payload_hash == "UNSIGNED-PAYLOAD" or len(payload_hash or "") == 64, sent[0]
+    _check_sent_body("PutObject", sent[0])
+    trailer = _expected_put_body()[1] == "x-amz-trailer"
 
     got = tls_s3.get_object(Bucket=tls_bucket, Key="small.bin")
     assert got["Body"].read() == data
@@ -271,58 +277,15 @@ def test_tls_put_get_small(tls_server, tls_s3, tls_bucket):
     head = tls_s3.head_object(Bucket=tls_bucket, Key="small.bin", ChecksumMode="ENABLED")
     assert head["ETag"] == f'"{md5_hex(data)}"'
     assert "ContentEncoding" not in head or "aws-chunked" not in head["ContentEncoding"], head
-    if want and "ChecksumCRC32" in head:  # the trailer's checksum, if kept, must be right
+    if trailer and "ChecksumCRC32" in head:  # the trailer's checksum, if kept, must be right
         assert head["ChecksumCRC32"] == b64crc32(data), head
 
 
-class ReproducibleFile(io.RawIOBase):
-    """A read-only, seekable file of `size` pseudo-random bytes, generated 1 MiB block by
-    block from (seed, block number): nothing bigger than one block is held in memory."""
-
-    BLOCK = MiB
-
-    def __init__(self, size: int, seed: str):
-        self.size, self.seed, self.pos = size, seed, 0
-        self._cache = (-1, b"")
-
-    def block(self, i: int) -> bytes:
-        if self._cache[0] != i:
-            n = min(self.BLOCK, self.size - i * self.BLOCK)
-            self._cache = (i, random.Random(f"{self.seed}/{i}").randbytes(n))
-        return self._cache[1]
-
-    def blocks(self):
-        for i in range((self.size + self.BLOCK - 1) // self.BLOCK):
-            yield self.block(i)
-
-    def readable(self):
-        return True
-
-    def seekable(self):
-        return True
-
-    def tell(self):
-        return self.pos
-
-    def seek(self, off, whence=io.SEEK_SET):
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.pos, io.SEEK_END: self.size}[whence]
-        self.pos = max(0, base + off)
-        return self.pos
-
-    def readinto(self, b):
-        if self.pos >= self.size:
-            return 0
-        i, off = divmod(self.pos, self.BLOCK)
-        chunk = self.block(i)[off:off + len(b)]
-        b[:len(chunk)] = chunk
-        self.pos += len(chunk)
-        return len(chunk)
-
-    def md5(self) -> str:
-        h = hashlib.md5()
-        for blk in self.blocks():
-            h.update(blk)
-        return h.hexdigest()
+def reproducible_blocks(size: int, seed: str, block: int = MiB):
+    """`size` pseudo-random bytes as 1 MiB blocks, each made from (seed, block number) when
+    it is needed: the test never holds more than one block."""
+    for i in range((size + block - 1) // block):
+        yield random.Random(f"{seed}/{i}").randbytes(min(block, size - i * block))
 
 
 class HashingSink(io.RawIOBase):
@@ -355,11 +318,9 @@ def test_tls_20mib_round_trip(tls_server, tls_s3, tls_bucket, how):
             etag = multipart_etag([data[:8 * MiB], data[8 * MiB:16 * MiB], data[16 * MiB:]])
     ops = {op for op, _ in seen}
     assert ops == want_ops, ops
-    want = _expected_put_payload_hash()
-    if want:
-        for op, h in seen:
-            if op in ("PutObject", "UploadPart"):
-                assert h.get("x-amz-content-sha256") == want, (op, h)
+    for op, h in seen:
+        if op in ("PutObject", "UploadPart"):
+            _check_sent_body(op, h)
     head = tls_s3.head_object(Bucket=tls_bucket, Key="big.bin")
     assert head["ContentLength"] == size
     assert head["ETag"] == f'"{etag}"'
@@ -439,6 +400,7 @@ def test_tls_keep_alive_raw_requests(tls_server, tls_s3, tls_bucket, pki):
     tls_s3.put_object(Bucket=tls_bucket, Key="k", Body=b"0123456789")
     ctx = ssl.create_default_context(cafile=str(pki.ca))
     conn = http.client.HTTPSConnection(HOST, tls_server.tls_port, context=ctx, timeout=30)
+    first_sock = None
     try:
         for i in range(3):
             path = f"/{tls_bucket}/k"
@@ -448,8 +410,9 @@ def test_tls_keep_alive_raw_requests(tls_server, tls_s3, tls_bucket, pki):
             r = conn.getresponse()
             assert r.status == 206, (r.status, r.read())
             assert r.read() == b"0123456789"[i:i + 3]
-        sock = conn.sock
-        assert sock is not None  # still the same connection
+            assert not r.will_close
+            first_sock = first_sock or conn.sock
+            assert conn.sock is first_sock  # http.client did not have to reconnect
     finally:
         conn.close()
 
@@ -487,12 +450,16 @@ def test_plain_http_on_tls_port_is_closed(tls_server, tls_s3):
         secs, got = wait_closed(sock)
     assert not got.startswith(b"HTTP/"), got[:200]  # at most a TLS alert, never an answer
     # a silent TCP client and a half ClientHello on the TLS port block nobody
-    with socket.create_connection((HOST, port), timeout=10) as silent, \
-            socket.create_connection((HOST, port), timeout=10) as half:
+    silent = socket.create_connection((HOST, port), timeout=10)
+    half = socket.create_connection((HOST, port), timeout=10)
+    try:
         half.sendall(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")
         for _ in range(3):
             tls_s3.list_buckets()
         assert answers(tls_server)
+    finally:
+        silent.close()
+        half.close()
     assert_up(tls_server)
 
 
@@ -510,9 +477,9 @@ def aws_tls(request, tls_server, pki):
         argv = [path, "--endpoint-url", tls_server.tls_endpoint, "--cli-read-timeout", "15",
                 *map(str, args)]
         try:
-            out = subprocess.run(argv, capture_output=True, text=True, timeout=120, env=e)
+            out = subprocess.run(argv, capture_output=True, text=True, timeout=90, env=e)
         except subprocess.TimeoutExpired as exc:
-            pytest.fail(f"{' '.join(argv)} did not finish within 120s (killed); "
+            pytest.fail(f"{' '.join(argv)} did not finish within 90s (killed); "
                         f"stderr: {(exc.stderr or b'')[-2000:]!r}")
         if check and out.returncode != 0:
             pytest.fail(f"{' '.join(argv)} exited {out.returncode}\nstdout: {out.stdout[-3000:]}\n"
@@ -525,7 +492,7 @@ def aws_tls(request, tls_server, pki):
 def test_awscli_cp_over_https(aws_tls, tls_s3, tls_bucket, tmp_path, size):
     src = tmp_path / "up.bin"
     src.write_bytes(rand_bytes(size, seed=f"cli-{size}"))
-    aws_tls("s3", "cp", src, f"s3://{tls_bucket}/dir/up.bin")
+    aws_tls("s3", "cp", "--only-show-errors", src, f"s3://{tls_bucket}/dir/up.bin")
     head = tls_s3.head_object(Bucket=tls_bucket, Key="dir/up.bin")
     assert head["ContentLength"] == size
     if size < 8 * MiB:
@@ -533,7 +500,7 @@ def test_awscli_cp_over_https(aws_tls, tls_s3, tls_bucket, tmp_path, size):
     else:  # the CLI's 8 MiB threshold: 8 + 8 + 4 MiB parts
         assert head["ETag"].endswith('-3"'), head["ETag"]
     dst = tmp_path / "down.bin"
-    aws_tls("s3", "cp", f"s3://{tls_bucket}/dir/up.bin", dst)
+    aws_tls("s3", "cp", "--only-show-errors", f"s3://{tls_bucket}/dir/up.bin", dst)
     assert dst.stat().st_size == size
     assert file_md5(dst) == file_md5(src)
 
@@ -575,7 +542,6 @@ def test_large_object_streams_in_bounded_memory(big_server):
     key = "big/object.bin"
     path = f"/{bucket}/{key}"
     url = f"http://{HOST}:{srv.port}{path}"
-    src = ReproducibleFile(size, seed=f"big-{BIG_MIB}")
 
     # PUT: one request, Content-Length body produced block by block, MD5 computed as sent
     up_md5 = hashlib.md5()
@@ -588,7 +554,7 @@ def test_large_object_streams_in_bounded_memory(big_server):
         for k, v in hdrs.items():
             conn.putheader(k, v)
         conn.endheaders()
-        for blk in src.blocks():
+        for blk in reproducible_blocks(size, seed=f"big-{BIG_MIB}"):
             up_md5.update(blk)
             conn.send(blk)
         r = conn.getresponse()
