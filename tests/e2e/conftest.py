@@ -163,6 +163,23 @@ def toml_str(s: str) -> str:
     return json.dumps(str(s))  # JSON string escaping is valid TOML basic-string escaping
 
 
+def toml_value(v) -> str:
+    """A TOML value: str quoted, bool, int, float, list, dict as an inline table."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{k} = {toml_value(x)}" for k, x in v.items()) + " }"
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(toml_value(x) for x in v) + "]"
+    return toml_str(v)
+
+
+# mount keys that render_config writes itself; any other key of a mount dict is copied
+_MOUNT_KEYS_RENDERED = {"path", "ufs", "write_mode", "delay", "concurrency", "persist"}
+
+
 class ServerError(RuntimeError):
     pass
 
@@ -263,6 +280,10 @@ class ReservoirServer(_Target):
                  server_options: dict | None = None, tls: tuple | None = None):
         """server_options: more [server] keys, e.g. {"header_timeout": "2s",
         "max_connections": 8} (str values are quoted, int/bool written as TOML).
+        mounts: [[mount]] tables instead of the default "/" on file://ufs_dir: dicts with
+        path, ufs, optional write_mode, delay, concurrency (defaults: the server's), an
+        optional "persist" dict of more persist keys (max_ops_per_sec, ...), and any other
+        mount key as is (endpoint, access_key, secret_key, on_full, dirty_max_objects, ...).
         tls: (cert_pem, key_pem) paths: also listen for HTTPS on a free port (tls_endpoint)."""
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
@@ -327,7 +348,12 @@ class ReservoirServer(_Target):
             out.append(f"write_mode = {toml_str(m.get('write_mode', self.write_mode))}")
             delay = m.get("delay", self.delay)
             conc = m.get("concurrency", self.concurrency)
-            out.append(f"persist = {{ delay = {toml_str(delay)}, concurrency = {int(conc)} }}")
+            persist = {"delay": delay, "concurrency": int(conc), **dict(m.get("persist") or {})}
+            out.append(f"persist = {toml_value(persist)}")
+            # any other mount key as is: endpoint, access_key, on_full, dirty_max_objects, ...
+            for k, v in m.items():
+                if k not in _MOUNT_KEYS_RENDERED:
+                    out.append(f"{k} = {toml_value(v)}")
             out.append("")
         for p in self.policies:
             out.append("[[policy]]")
@@ -398,6 +424,80 @@ class ReservoirServer(_Target):
         assert doc.get("done") is True, f"sync {prefix!r} not done: {doc}"
         assert doc.get("pending") == 0, f"sync {prefix!r}: {doc}"
         return doc
+
+    # ---- admin API helpers ------------------------------------------------
+
+    def admin(self, method: str, path: str, timeout: float = 30) -> tuple[int, bytes]:
+        """One admin API call with the bearer token; returns (status, body)."""
+        req = urllib.request.Request(self.admin_endpoint + path, method=method,
+                                     data=b"" if method == "POST" else None,
+                                     headers={"Authorization": f"Bearer {SECRET_KEY}"})
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                return r.status, r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read()
+
+    def persist_status(self, prefix: str = "") -> dict:
+        status, body = self.admin("GET", "/admin/v1/persist-status?prefix="
+                                  + urllib.parse.quote(prefix, safe="/"))
+        assert status == 200, (status, body[:500])
+        return json.loads(body)
+
+    def mount_status(self, mount: str, prefix: str = "") -> dict:
+        """persist-status's entry for one mount path (e.g. "/wb")."""
+        doc = self.persist_status(prefix)
+        for m in doc["mounts"]:
+            if m["mount"] == mount:
+                return m
+        raise AssertionError(f"no mount {mount!r} in persist-status: {doc}")
+
+    def metrics_text(self) -> str:
+        status, body = http_get(self.admin_endpoint + "/metrics", timeout=10)
+        assert status == 200, (status, body[:300])
+        return body.decode()
+
+    def metrics(self) -> dict:
+        """/metrics parsed: {(name, frozenset of label pairs): value}."""
+        return parse_prometheus(self.metrics_text())
+
+    def cli(self, *args, timeout: float = 120) -> subprocess.CompletedProcess:
+        """Run `reservoir ARGS --admin URL --secret KEY` (sync, persist-status, retry-parked)."""
+        argv = [str(RESERVOIR_BIN), *map(str, args), "--admin", self.admin_endpoint,
+                "--secret", SECRET_KEY]
+        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
+                              stdin=subprocess.DEVNULL)
+
+
+def parse_prometheus(text: str) -> dict:
+    """Prometheus text format -> {(name, frozenset((label, value), ...)): float}."""
+    out = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        head, _, value = line.rpartition(" ")
+        name, labels = head, frozenset()
+        if "{" in head:
+            name, _, rest = head.partition("{")
+            pairs = []
+            for part in rest.rstrip("}").split(","):
+                if part:
+                    k, _, v = part.partition("=")
+                    pairs.append((k.strip(), v.strip().strip('"')))
+            labels = frozenset(pairs)
+        out[(name, labels)] = float(value)
+    return out
+
+
+def metric(parsed: dict, name: str, **labels) -> float | None:
+    """The value of one series of parse_prometheus()'s result (labels must all match;
+    the series may carry more), or None if absent."""
+    want = {(k, str(v)) for k, v in labels.items()}
+    for (n, ls), v in parsed.items():
+        if n == name and want <= ls:
+            return v
+    return None
 
 
 def start_target(root: Path, **kw) -> _Target:
@@ -696,3 +796,183 @@ def reservoir_factory(tmp_path_factory, request):
     yield make
     for srv in started:
         srv.stop()
+
+
+# --------------------------------------------------------------------------
+# An S3 backend "over the internet": moto_server behind tests/tools/slow_s3_proxy.py
+# --------------------------------------------------------------------------
+
+SLOW_PROXY_PY = REPO_ROOT / "tests" / "tools" / "slow_s3_proxy.py"
+BACKEND_KEY = "moto"  # moto does not check signatures: any credentials do
+
+
+class SlowS3Proxy:
+    """One slow_s3_proxy.py process (run by this test's python) on free ports in front of
+    127.0.0.1:backend_port; see tests/tools/README.md for its knobs and control API."""
+
+    def __init__(self, backend_port: int, log_path: Path, *extra: str):
+        self.backend_port = backend_port
+        self.log_path = Path(log_path)
+        self.extra = [str(a) for a in extra]
+        self.proc: subprocess.Popen | None = None
+        self.port = self.control_port = 0
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    def start(self, timeout: float = 20.0) -> "SlowS3Proxy":
+        import re
+        import select
+        log = open(self.log_path, "ab")
+        argv = [sys.executable, str(SLOW_PROXY_PY), "--listen", f"{HOST}:0",
+                "--backend", f"{HOST}:{self.backend_port}", "--control-port", "0", *self.extra]
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=log,
+                                     stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+        log.close()
+        _LIVE_PROCS.append(self.proc)
+        deadline = time.time() + timeout
+        lines, buf, fd = [], b"", self.proc.stdout.fileno()
+        while time.time() < deadline:
+            r, _, _ = select.select([fd], [], [], 0.2)
+            if r:
+                data = os.read(fd, 4096)
+                if not data:
+                    break
+                buf += data
+                while b"\n" in buf:
+                    line, buf = buf.split(b"\n", 1)
+                    line = line.decode().strip()
+                    lines.append(line)
+                    m = re.match(r"listening \S+:(\d+) control \S+:(\d+)$", line)
+                    if m:
+                        self.port, self.control_port = int(m.group(1)), int(m.group(2))
+                    if line == "ready" and self.port and self.control_port:
+                        return self
+            elif self.proc.poll() is not None:
+                break
+        self.stop()
+        raise ServerError(f"slow_s3_proxy did not get ready: stdout {lines}; log:\n{_tail(self.log_path)}")
+
+    def stop(self, timeout: float = 10.0) -> int | None:
+        p = self.proc
+        if p is None:
+            return None
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+            try:
+                p.wait(timeout)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(5)
+        if p.stdout:
+            p.stdout.close()
+        return p.returncode
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def ctl(self, method: str, path: str, **params) -> tuple[int, dict]:
+        """Call the control API; returns (status, JSON)."""
+        q = urllib.parse.urlencode(params)
+        url = f"http://{HOST}:{self.control_port}{path}" + (f"?{q}" if q else "")
+        req = urllib.request.Request(url, data=b"" if method == "POST" else None, method=method)
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return r.status, json.loads(r.read())
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read())
+
+    def post(self, path: str, **params) -> dict:
+        status, doc = self.ctl("POST", path, **params)
+        assert status == 200, (path, params, status, doc)
+        return doc
+
+    def configure(self, **settings) -> dict:
+        """POST /config: max_rps, max_put_rps, latency_ms, latency_sigma, latency_max_ms, ..."""
+        return self.post("/config", **settings)
+
+    def outage(self, mode: str, seconds: float | None = None) -> dict:
+        return self.post("/outage", mode=mode, **({"seconds": seconds} if seconds else {}))
+
+    def stats(self) -> dict:
+        status, doc = self.ctl("GET", "/stats")
+        assert status == 200, doc
+        return doc
+
+
+class SlowS3Backend:
+    """moto_server plus a SlowS3Proxy in front of it. Point Reservoir's s3:// mounts at
+    `endpoint` (the proxy); check what arrived with `direct` (boto3 straight to moto)."""
+
+    DEFAULTS = dict(max_rps=0, max_put_rps=0, latency_ms=30, latency_sigma=0.5,
+                    latency_max_ms=1000)
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.moto = MotoServer(self.root / "moto")
+        self.proxy: SlowS3Proxy | None = None
+        self._direct = None
+
+    def start(self) -> "SlowS3Backend":
+        self.moto.start()
+        self.proxy = SlowS3Proxy(self.moto.port, self.root / "proxy.log").start()
+        return self
+
+    def stop(self) -> int | None:
+        code = self.proxy.stop() if self.proxy else None
+        self.moto.stop()
+        return code
+
+    @property
+    def endpoint(self) -> str:
+        return self.proxy.endpoint
+
+    @property
+    def direct(self):
+        """boto3 client straight to moto (no proxy), retries off."""
+        if self._direct is None or self._direct[0] != self.moto.endpoint:
+            self._direct = (self.moto.endpoint, make_client(self.moto.endpoint, access_key=BACKEND_KEY,
+                                                            secret_key=BACKEND_KEY, max_pool=20))
+        return self._direct[1]
+
+    def reset(self, **settings) -> None:
+        """Outage off, the proxy's defaults (30 ms median latency, no limits) updated with
+        `settings`, counters zeroed."""
+        self.proxy.outage("off")
+        self.proxy.configure(**{**self.DEFAULTS, **settings})
+        self.proxy.post("/reset-stats")
+
+    def create_bucket(self, name: str) -> str:
+        self.direct.create_bucket(Bucket=name)
+        return name
+
+    def mount(self, path: str, ufs: str, **kw) -> dict:
+        """A ReservoirServer mount dict for `ufs` ("s3://bucket/prefix") through the proxy."""
+        return {"path": path, "ufs": ufs, "endpoint": self.endpoint,
+                "access_key": BACKEND_KEY, "secret_key": BACKEND_KEY, **kw}
+
+    def objects(self, bucket: str, prefix: str = "") -> dict:
+        """{key: {"Size", "ETag" (unquoted)}} of everything moto holds under the prefix."""
+        out, token = {}, None
+        while True:
+            kw = {"Bucket": bucket, "Prefix": prefix}
+            if token:
+                kw["ContinuationToken"] = token
+            page = self.direct.list_objects_v2(**kw)
+            for o in page.get("Contents", []):
+                out[o["Key"]] = {"Size": o["Size"], "ETag": o["ETag"].strip('"')}
+            if not page.get("IsTruncated"):
+                return out
+            token = page["NextContinuationToken"]
+
+
+@pytest.fixture(scope="module")
+def slow_s3_backend(tmp_path_factory):
+    """moto_server + slow_s3_proxy on free 127.0.0.1 ports for the module; both stopped at
+    its end. Tests call .reset(...) for the proxy settings they need."""
+    backend = SlowS3Backend(tmp_path_factory.mktemp("slow-s3")).start()
+    yield backend
+    alive = backend.proxy.alive()
+    code = backend.stop()
+    assert alive, f"the slow proxy died (exit code {code}); log:\n{_tail(backend.proxy.log_path)}"
