@@ -35,7 +35,8 @@ class HandleSource : public ufs::Source {
 
 std::chrono::milliseconds backoff(int attempt) {
   static thread_local std::mt19937 rng(std::random_device{}());
-  int64_t base = std::min<int64_t>(30'000, 200LL << std::min(attempt, 10));
+  // Capped at 10 s so that a backend back from an outage is used again soon.
+  int64_t base = std::min<int64_t>(10'000, 200LL << std::min(attempt, 10));
   std::uniform_int_distribution<int64_t> d(base / 2, base);
   return std::chrono::milliseconds(d(rng));
 }
@@ -47,6 +48,7 @@ struct Persister::Queue {
       : mount(m), ops(m->config.persist.max_ops_per_sec),
         bytes(static_cast<double>(m->config.persist.max_bytes_per_sec),
               std::max(1.0, static_cast<double>(m->config.persist.max_bytes_per_sec) * 0.1)) {}
+  // (bytes may burst a tenth of a second's worth: objects are large and uneven)
   ns::Mount* mount;
   RateLimiter ops;
   RateLimiter bytes;

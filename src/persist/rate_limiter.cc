@@ -6,7 +6,7 @@
 namespace reservoir::persist {
 
 RateLimiter::RateLimiter(double per_sec, double burst)
-    : rate_(per_sec), burst_(burst > 0 ? burst : std::max(1.0, per_sec * 0.1)), tokens_(0),
+    : rate_(per_sec), burst_(burst > 0 ? burst : 1.0), tokens_(0),
       last_(std::chrono::steady_clock::now()) {
   // Start with one token so the first operation does not wait, but not a full
   // bucket: a fresh limiter must not allow a burst above the rate.

@@ -10,7 +10,8 @@ namespace reservoir::persist {
 
 class RateLimiter {
  public:
-  // `burst`: tokens that may accumulate while idle (defaults to a tenth of a second's worth, so any one-second window sees at most 1.1x the rate).
+  // `burst`: tokens that may accumulate while idle. The default, 1, spaces
+  // operations 1/rate apart, so no one-second window holds more than the rate.
   explicit RateLimiter(double per_sec, double burst = 0);
   // Blocks until n tokens are available, then takes them. Requests larger
   // than the burst are allowed and leave the bucket in debt.

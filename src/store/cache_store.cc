@@ -95,6 +95,12 @@ Result<std::unique_ptr<CacheStore>> CacheStore::open(const std::string& cache_di
     return true;
   });
   RETURN_IF_ERROR(st);
+  st = s->scan_parked([&](const std::string& b, const std::string& k) {
+    auto m = s->get(b, k);
+    if (m.ok() && m.value()) s->account(b, nullptr, &*m.value());
+    return true;
+  });
+  RETURN_IF_ERROR(st);
   return s;
 }
 
@@ -210,8 +216,9 @@ void CacheStore::remove_unshared(const ObjectMeta* old, const ObjectMeta& now) {
 
 void CacheStore::account(const std::string& bucket, const ObjectMeta* old, const ObjectMeta* now) {
   int64_t dobj = 0, dbytes = 0;
+  // Parked objects are acknowledged and not persisted either: they count.
   auto add = [&](const ObjectMeta* m, int sign) {
-    if (m && !m->deleted && is_dirty_state(*m)) {
+    if (m && !m->deleted && (is_dirty_state(*m) || m->state == PersistState::parked)) {
       dobj += sign;
       dbytes += sign * static_cast<int64_t>(m->size);
     }
