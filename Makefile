@@ -5,7 +5,7 @@ CMAKE_FLAGS ?= -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=$(CXX_CO
 JOBS ?= $(shell nproc)
 ARGS ?=
 
-.PHONY: deps configure build run test unit e2e clean
+.PHONY: deps configure build run test unit e2e bench clean
 
 deps:
 	@bash scripts/install-deps.sh
@@ -30,6 +30,12 @@ e2e: build
 test: build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
 	bash tests/e2e/run.sh
+
+# Benchmarks: each prints a Markdown table (copied into BENCHMARKS.md) and
+# writes its JSON under build/bench/.
+bench: build
+	mkdir -p build/bench
+	python3 bench/burst.py --json build/bench/burst.json
 
 clean:
 	rm -rf build
