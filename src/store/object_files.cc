@@ -9,6 +9,7 @@
 
 #include <fmt/format.h>
 
+#include "common/fileio.h"
 #include "common/hash.h"
 
 namespace reservoir::store {
@@ -36,18 +37,7 @@ Status FileWriter::spill() {
   spilled_ = true;
   std::string pending;
   pending.swap(buf_);
-  const char* p = pending.data();
-  size_t n = pending.size();
-  while (n > 0) {
-    ssize_t w = ::write(fd_, p, n);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return errno_status("write cache file", errno);
-    }
-    p += w;
-    n -= static_cast<size_t>(w);
-  }
-  return ok_status();
+  return write_fully(fd_, pending.data(), pending.size(), "cache file");
 }
 
 Status FileWriter::append(const char* data, size_t n) {
@@ -59,16 +49,7 @@ Status FileWriter::append(const char* data, size_t n) {
     return ok_status();
   }
   if (!spilled_) RETURN_IF_ERROR(spill());
-  while (n > 0) {
-    ssize_t w = ::write(fd_, data, n);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return errno_status("write cache file", errno);
-    }
-    data += w;
-    n -= static_cast<size_t>(w);
-  }
-  return ok_status();
+  return write_fully(fd_, data, n, "cache file");
 }
 
 std::string FileWriter::md5() {
@@ -94,14 +75,7 @@ Status FileWriter::commit(bool sync) {
   fd_ = -1;
   if (::rename(tmp_path_.c_str(), final_path_.c_str()) != 0) return errno_status("rename cache file", errno);
   committed_ = true;
-  if (sync) {
-    std::string dir = final_path_.substr(0, final_path_.rfind('/'));
-    int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-      ::fsync(dfd);
-      ::close(dfd);
-    }
-  }
+  if (sync) fsync_dir(final_path_.substr(0, final_path_.rfind('/')));
   return ok_status();
 }
 

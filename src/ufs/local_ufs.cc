@@ -16,6 +16,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "common/fileio.h"
 #include "common/hash.h"
 
 namespace reservoir::ufs {
@@ -55,19 +56,6 @@ class FileSource : public Source {
   Fd fd_;
   uint64_t left_;
 };
-
-Status write_all(int fd, const char* p, size_t n) {
-  while (n > 0) {
-    ssize_t w = ::write(fd, p, n);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return errno_status("write", errno);
-    }
-    p += w;
-    n -= static_cast<size_t>(w);
-  }
-  return ok_status();
-}
 
 nlohmann::json meta_to_json(const ObjectInfo& m) {
   nlohmann::json j;
@@ -143,7 +131,7 @@ class LocalUfs : public UnderStore {
       auto r = src.read(buf.data(), buf.size());
       if (!r.ok()) { ::unlink(tmp.c_str()); return r.status(); }
       if (*r == 0) break;
-      Status st = write_all(fd.get(), buf.data(), *r);
+      Status st = write_fully(fd.get(), buf.data(), *r, "under-store file");
       if (!st.ok()) { ::unlink(tmp.c_str()); return st; }
       copied += *r;
     }
@@ -264,14 +252,6 @@ class LocalUfs : public UnderStore {
       return io_error(fmt::format("mkdir {}: {}", parent(file), ec.message()));
     }
     return ok_status();
-  }
-
-  static void fsync_dir(const std::string& dir) {
-    int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd >= 0) {
-      ::fsync(fd);
-      ::close(fd);
-    }
   }
 
   Status write_sidecar(const std::string& path, const ObjectInfo& m) {

@@ -62,6 +62,16 @@ Status classify(int status, const std::string& body, const std::string& what) {
 
 constexpr int kPartAttempts = 6;
 
+// A request body read from a string; `off` (owned by the caller) is the cursor.
+http::BodySource string_body(const std::string& s, size_t& off) {
+  return [&s, &off](char* b, size_t n) -> Result<size_t> {
+    size_t k = std::min(n, s.size() - off);
+    std::memcpy(b, s.data() + off, k);
+    off += k;
+    return k;
+  };
+}
+
 std::chrono::milliseconds part_backoff(int attempt) {
   static thread_local std::mt19937 rng(std::random_device{}());
   int64_t base = std::min<int64_t>(8000, 250LL << attempt);
@@ -322,13 +332,7 @@ class S3Ufs : public UnderStore {
           size_t off = 0;
           std::string resp_body;
           auto pr = send("PUT", fmt::format("{}?partNumber={}&{}", target, idx + 1, uid_q), {},
-                         [&](char* b, size_t n) -> Result<size_t> {
-                           size_t k = std::min(n, buf.size() - off);
-                           std::memcpy(b, buf.data() + off, k);
-                           off += k;
-                           return k;
-                         },
-                         &resp_body, buf.size());
+                         string_body(buf, off), &resp_body, buf.size());
           st = !pr.ok() ? pr.status() : pr->status != 200 ? classify(pr->status, resp_body, "UploadPart") : ok_status();
           if (st.ok() && pr->header("etag")) etags[idx] = *pr->header("etag");
           else if (st.ok()) st = unavailable("UploadPart: no ETag in the answer");
@@ -352,14 +356,8 @@ class S3Ufs : public UnderStore {
         xml += fmt::format("<Part><PartNumber>{}</PartNumber><ETag>{}</ETag></Part>", i + 1, etags[i]);
       xml += "</CompleteMultipartUpload>";
       size_t off = 0;
-      auto cr = send("POST", target + "?" + uid_q, {{"content-type", "application/xml"}},
-                     [&](char* b, size_t k) -> Result<size_t> {
-                       size_t m = std::min(k, xml.size() - off);
-                       std::memcpy(b, xml.data() + off, m);
-                       off += m;
-                       return m;
-                     },
-                     &body, xml.size());
+      auto cr = send("POST", target + "?" + uid_q, {{"content-type", "application/xml"}}, string_body(xml, off), &body,
+                     xml.size());
       // CompleteMultipartUpload can fail inside a 200 answer.
       if (!cr.ok()) failed = cr.status();
       else if (cr->status != 200 || body.find("<Error>") != std::string::npos)

@@ -34,7 +34,7 @@ import botocore.exceptions
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import (HOST, MiB, REPO_ROOT, MotoServer, _LIVE_PROCS, _die_with_parent,
+from conftest import (HOST, SlowS3Proxy, MiB, REPO_ROOT, MotoServer, _LIVE_PROCS, _die_with_parent,
                       delete_bucket_quietly, err_code, err_status, expect_error, headers_of,
                       make_client, md5_hex, multipart_etag, rand_bytes, sign_headers,
                       unique_bucket_name)
@@ -49,88 +49,8 @@ CONNECTION_FAILURES = (botocore.exceptions.ConnectionClosedError,
 # Helpers
 # --------------------------------------------------------------------------
 
-class SlowProxy:
-    """One slow_s3_proxy.py process (run by this test's python) on free ports."""
-
-    def __init__(self, backend_port: int, log_path: Path, *extra: str):
-        self.backend_port = backend_port
-        self.log_path = log_path
-        self.extra = [str(a) for a in extra]
-        self.proc: subprocess.Popen | None = None
-        self.port = self.control_port = 0
-
-    @property
-    def endpoint(self) -> str:
-        return f"http://{HOST}:{self.port}"
-
-    def start(self, timeout: float = 20.0) -> "SlowProxy":
-        log = open(self.log_path, "ab")
-        argv = [sys.executable, str(PROXY_PY), "--listen", f"{HOST}:0",
-                "--backend", f"{HOST}:{self.backend_port}", "--control-port", "0", *self.extra]
-        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=log,
-                                     stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
-        log.close()
-        _LIVE_PROCS.append(self.proc)
-        deadline = time.time() + timeout
-        lines, buf, fd = [], b"", self.proc.stdout.fileno()
-        while time.time() < deadline:
-            r, _, _ = select.select([fd], [], [], 0.2)
-            if r:
-                data = os.read(fd, 4096)
-                if not data:
-                    break
-                buf += data
-                while b"\n" in buf:
-                    line, buf = buf.split(b"\n", 1)
-                    line = line.decode().strip()
-                    lines.append(line)
-                    m = re.match(r"listening \S+:(\d+) control \S+:(\d+)$", line)
-                    if m:
-                        self.port, self.control_port = int(m.group(1)), int(m.group(2))
-                    if line == "ready":
-                        assert self.port and self.control_port, lines
-                        return self
-            elif self.proc.poll() is not None:
-                break
-        self.stop()
-        raise RuntimeError(f"proxy did not get ready: stdout {lines}; log:\n"
-                           f"{self.log_path.read_text(errors='replace')[-3000:]}")
-
-    def stop(self, timeout: float = 10.0) -> int | None:
-        p = self.proc
-        if p is None:
-            return None
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-            try:
-                p.wait(timeout)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(5)
-        if p.stdout:
-            p.stdout.close()
-        return p.returncode
-
-    def ctl(self, method: str, path: str, **params):
-        """Call the control API; returns (status, JSON)."""
-        q = "&".join(f"{k}={v}" for k, v in params.items())
-        url = f"http://{HOST}:{self.control_port}{path}" + (f"?{q}" if q else "")
-        req = urllib.request.Request(url, data=b"" if method == "POST" else None, method=method)
-        try:
-            with urllib.request.urlopen(req, timeout=10) as r:
-                return r.status, json.loads(r.read())
-        except urllib.error.HTTPError as e:
-            return e.code, json.loads(e.read())
-
-    def post(self, path: str, **params) -> dict:
-        status, doc = self.ctl("POST", path, **params)
-        assert status == 200, (path, params, status, doc)
-        return doc
-
-    def stats(self) -> dict:
-        status, doc = self.ctl("GET", "/stats")
-        assert status == 200, doc
-        return doc
+class SlowProxy(SlowS3Proxy):
+    """The shared proxy fixture class, plus the proxy's own peak memory."""
 
     def peak_rss_kib(self) -> int:
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():

@@ -1,6 +1,8 @@
 #include "persist/persister.h"
 
 #include <gtest/gtest.h>
+
+#include "test_util.h"
 #include <stdlib.h>
 
 #include <chrono>
@@ -19,23 +21,7 @@ using namespace std::chrono_literals;
 
 constexpr auto kSyncTimeout = 30s;  // generous: only bounds a hung test
 
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/rsv-persist-test-XXXXXX";
-    char* p = ::mkdtemp(tmpl);
-    EXPECT_NE(p, nullptr);
-    path_ = p ? p : "";
-  }
-  ~TempDir() {
-    std::error_code ec;
-    if (!path_.empty()) std::filesystem::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using testing_util::TempDir;
 
 // One root mount over a MemoryUfs, a cache store over the memory index, the
 // persister and the engine, wired as the server wires them.

@@ -1,6 +1,8 @@
 #include "s3/engine.h"
 
 #include <gtest/gtest.h>
+
+#include "test_util.h"
 #include <stdlib.h>
 
 #include <algorithm>
@@ -20,23 +22,7 @@ namespace {
 using namespace std::chrono_literals;
 using Strings = std::vector<std::string>;
 
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/rsv-engine-test-XXXXXX";
-    char* p = ::mkdtemp(tmpl);
-    EXPECT_NE(p, nullptr);
-    path_ = p ? p : "";
-  }
-  ~TempDir() {
-    std::error_code ec;
-    if (!path_.empty()) std::filesystem::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using testing_util::TempDir;
 
 std::string s3_code_of(const Status& st) { return to_s3_error(st).code; }
 
