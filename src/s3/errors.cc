@@ -62,6 +62,13 @@ const Row kTable[] = {
     {"InvalidURI", 400, Code::invalid_argument, "Couldn't parse the specified URI."},
     {"InvalidPartNumber", 416, Code::invalid_argument, "The requested partnumber is not satisfiable"},
     {"NoSuchVersion", 404, Code::not_found, "The specified version does not exist."},
+    {"NoSuchBucketPolicy", 404, Code::not_found, "The bucket policy does not exist"},
+    {"NoSuchCORSConfiguration", 404, Code::not_found, "The CORS configuration does not exist"},
+    {"NoSuchLifecycleConfiguration", 404, Code::not_found, "The lifecycle configuration does not exist"},
+    {"NoSuchWebsiteConfiguration", 404, Code::not_found, "The specified bucket does not have a website configuration"},
+    {"ServerSideEncryptionConfigurationNotFoundError", 404, Code::not_found, "The server side encryption configuration was not found"},
+    {"ReplicationConfigurationNotFoundError", 404, Code::not_found, "The replication configuration was not found"},
+    {"ObjectLockConfigurationNotFoundError", 404, Code::not_found, "Object Lock configuration does not exist for this bucket"},
     {"InvalidObjectState", 403, Code::failed_precondition, "The operation is not valid for the current state of the object."},
 };
 

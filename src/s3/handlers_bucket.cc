@@ -312,6 +312,24 @@ awaitable<void> handle_bucket(Ctx& c) {
                                        "object-lock", "notification", "logging", "requestPayment", "accelerate",
                                        "analytics", "inventory", "metrics", "intelligent-tiering", "ownershipControls",
                                        "publicAccessBlock", "policyStatus", "tagging"};
+  // Reading a configuration Reservoir never has answers what S3 answers for
+  // a bucket without one (clients such as s3cmd ask); changing it is 501.
+  static const std::pair<const char*, const char*> kNeverConfigured[] = {
+      {"policy", "NoSuchBucketPolicy"},
+      {"cors", "NoSuchCORSConfiguration"},
+      {"lifecycle", "NoSuchLifecycleConfiguration"},
+      {"website", "NoSuchWebsiteConfiguration"},
+      {"tagging", "NoSuchTagSet"},
+      {"encryption", "ServerSideEncryptionConfigurationNotFoundError"},
+      {"replication", "ReplicationConfigurationNotFoundError"},
+      {"object-lock", "ObjectLockConfigurationNotFoundError"}};
+  if (m == "GET")
+    for (auto& [q, code] : kNeverConfigured)
+      if (c.has(q)) {
+        Status st = co_await c.blocking([&] { return c.engine().head_bucket(c.bucket); });
+        co_await send_error(c, st.ok() ? s3_error(code) : st);
+        co_return;
+      }
   for (const char* q : kUnsupported)
     if (c.has(q)) {
       co_await send_error(c, s3_error("NotImplemented", std::string("The bucket ") + q + " subresource is not implemented"));

@@ -174,3 +174,17 @@ def test_put_bucket_lifecycle_not_implemented(s3, bucket):
 @pytest.mark.reservoir_only
 def test_create_bucket_makes_ufs_dir(server, s3, bucket):
     assert server.ufs_path(bucket).is_dir()
+
+
+@pytest.mark.reservoir_only
+@pytest.mark.parametrize("call,code", [
+    ("get_bucket_policy", "NoSuchBucketPolicy"),
+    ("get_bucket_cors", "NoSuchCORSConfiguration"),
+    ("get_bucket_lifecycle_configuration", "NoSuchLifecycleConfiguration"),
+    ("get_bucket_website", "NoSuchWebsiteConfiguration"),
+    ("get_bucket_tagging", "NoSuchTagSet"),
+    ("get_bucket_encryption", "ServerSideEncryptionConfigurationNotFoundError"),
+])
+def test_bucket_configurations_read_as_never_set(s3, bucket, call, code):
+    # What S3 answers for a bucket without that configuration (s3cmd info asks).
+    expect_error(getattr(s3, call), Bucket=bucket, code=code, status=404)
