@@ -219,7 +219,8 @@ Result<ObjectMeta> Engine::commit_write(const std::string& bucket, const std::st
     HandleSource src(h.value());
     Status st = where.mount->store->put(where.ufs_path, src, meta.size, to_info(meta));
     if (!st.ok()) {
-      for (auto& s : meta.segments) store_.remove_data(s);
+      // The data may be shared (tags on an existing version, parts of an
+      // upload): whoever wrote it fresh removes it.
       if (st.retryable()) return s3_error("ServiceUnavailable", "The under store is unavailable: " + st.message());
       return st;
     }
@@ -251,7 +252,11 @@ Result<ObjectMeta> Engine::finish_put(const std::string& bucket, const std::stri
   m.mtime_ms = store::now_ms();
   RETURN_IF_ERROR(file->commit(store_.durable() && where->policy.write_mode != WriteMode::transient));
   if (m.size > 0) m.segments.push_back(file->segment());
-  return commit_write(bucket, key, where.value(), std::move(m), cond);
+  std::vector<store::Segment> fresh = m.segments;
+  auto r = commit_write(bucket, key, where.value(), std::move(m), cond);
+  if (!r.ok())
+    for (auto& s : fresh) store_.remove_data(s);  // nothing references it
+  return r;
 }
 
 Result<store::ReadHandle> Engine::fill_from_ufs(const std::string& bucket, const std::string& key) {
@@ -382,8 +387,9 @@ Status Engine::put_tags(const std::string& bucket, const std::string& key, const
   if (m.state == PersistState::transient) return store_.commit(bucket, key, std::move(m)).status();
   // Tags travel with the object to the under store: a new version of the same bytes.
   PutConditions none;
-  if (where->policy.write_mode == WriteMode::through) {
-    // Not cached afterwards: copy to a fresh file so erase() cannot take shared data.
+  if (where->policy.write_mode != WriteMode::write_back) {
+    // Written through: copy to fresh data so that neither a failure nor the
+    // uncached result of `through` can take the current version's data.
     auto f = copy_to_file(*h, 0, m.size);
     if (!f.ok()) return f.status();
     ObjectAttrs a;
