@@ -159,6 +159,30 @@ def http_get(url: str, timeout: float = 5.0):
         return e.code, e.read()
 
 
+def stop_process(p: subprocess.Popen | None, timeout: float = 20.0) -> int | None:
+    """SIGTERM, then SIGKILL after `timeout`; returns the exit code (None if never started)."""
+    if p is None:
+        return None
+    if p.poll() is None:
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(10)
+    return p.returncode
+
+
+def run_cli(argv: list, env: dict, timeout: float = 60, check: bool = True) -> subprocess.CompletedProcess:
+    """Runs a client command; with check, a non-zero exit fails the test showing its output."""
+    argv = [str(a) for a in argv]
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env, stdin=subprocess.DEVNULL)
+    if check and r.returncode != 0:
+        pytest.fail(f"{' '.join(argv)} -> exit {r.returncode}\nstdout:\n{r.stdout}\nstderr:\n{r.stderr}",
+                    pytrace=False)
+    return r
+
+
 def toml_str(s: str) -> str:
     return json.dumps(str(s))  # JSON string escaping is valid TOML basic-string escaping
 
@@ -217,17 +241,7 @@ class _Target:
 
     def stop(self, timeout: float = 20.0) -> int | None:
         """Graceful stop (SIGTERM), SIGKILL after `timeout`. Returns the exit code."""
-        p = self.proc
-        if p is None:
-            return None
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-            try:
-                p.wait(timeout)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(10)
-        return p.returncode
+        return stop_process(self.proc, timeout)
 
     def kill(self) -> None:
         """Crash: SIGKILL, no chance to clean up."""
@@ -855,19 +869,10 @@ class SlowS3Proxy:
         raise ServerError(f"slow_s3_proxy did not get ready: stdout {lines}; log:\n{_tail(self.log_path)}")
 
     def stop(self, timeout: float = 10.0) -> int | None:
-        p = self.proc
-        if p is None:
-            return None
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-            try:
-                p.wait(timeout)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(5)
-        if p.stdout:
-            p.stdout.close()
-        return p.returncode
+        code = stop_process(self.proc, timeout)
+        if self.proc is not None and self.proc.stdout:
+            self.proc.stdout.close()
+        return code
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ACCESS_KEY, REGION, SECRET_KEY, MiB, expect_error, md5_hex, rand_bytes
+from conftest import ACCESS_KEY, REGION, SECRET_KEY, MiB, expect_error, md5_hex, rand_bytes, run_cli
 
 RCLONE = shutil.which("rclone") or ("/usr/bin/rclone" if os.path.exists("/usr/bin/rclone") else None)
 if RCLONE is None:
@@ -54,14 +54,8 @@ class Rclone:
 
     def __call__(self, *args, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:
         # no retries: a failing request must show up as a failure, not be papered over
-        argv = [RCLONE, "--config", str(self.config), "--retries", "1", "--low-level-retries", "1",
-                "--contimeout", "10s", "--timeout", "30s", *map(str, args)]
-        r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=self.env,
-                           stdin=subprocess.DEVNULL)
-        if check and r.returncode != 0:
-            pytest.fail(f"{' '.join(argv)} -> exit {r.returncode}\nstdout:\n{r.stdout}\n"
-                        f"stderr:\n{r.stderr}", pytrace=False)
-        return r
+        return run_cli([RCLONE, "--config", self.config, "--retries", "1", "--low-level-retries", "1",
+                        "--contimeout", "10s", "--timeout", "30s", *args], self.env, timeout, check)
 
 
 @pytest.fixture

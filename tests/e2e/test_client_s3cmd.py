@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ACCESS_KEY, HOST, REGION, SECRET_KEY, MiB, md5_hex, rand_bytes
+from conftest import ACCESS_KEY, HOST, REGION, SECRET_KEY, MiB, md5_hex, rand_bytes, run_cli
 
 S3CMD = shutil.which("s3cmd") or ("/usr/bin/s3cmd" if os.path.exists("/usr/bin/s3cmd") else None)
 if S3CMD is None:
@@ -55,13 +55,7 @@ class S3cmd:
         self.env = _clean_env(root)
 
     def __call__(self, *args, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:
-        argv = [S3CMD, "--config", str(self.config), "--no-progress", *map(str, args)]
-        r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=self.env,
-                           stdin=subprocess.DEVNULL)
-        if check and r.returncode != 0:
-            pytest.fail(f"{' '.join(argv)} -> exit {r.returncode}\nstdout:\n{r.stdout}\n"
-                        f"stderr:\n{r.stderr}", pytrace=False)
-        return r
+        return run_cli([S3CMD, "--config", self.config, "--no-progress", *args], self.env, timeout, check)
 
 
 @pytest.fixture
