@@ -130,15 +130,44 @@ std::string retry_json(const Result<uint64_t>& n) {
   return json{{"retried", *n}}.dump() + "\n";
 }
 
-awaitable<void> handle(s3::Engine& engine, const Config& config, boost::asio::thread_pool& pool, const http::Request& req,
-                       http::BodyReader&, http::ResponseWriter& resp) {
+std::optional<int64_t> opt_int(const Query& q, const std::string& k) {
+  std::string v = q.get(k);
+  if (v.empty()) return std::nullopt;
+  try {
+    return std::stoll(v);
+  } catch (...) {
+    return std::nullopt;
+  }
+}
+
+// The cache operations; nullopt when `path` is not one of them.
+std::optional<Reply> cache_call(CacheAdmin& cache, const std::string& method, const std::string& path, const Query& q) {
+  bool post = method == "POST";
+  if (path == "/admin/v1/load" && post) return cache.start_load(q.get("prefix"), static_cast<int>(opt_int(q, "concurrency").value_or(0)));
+  if (path == "/admin/v1/jobs" && !post) return cache.job(q.get("id"));
+  if (path == "/admin/v1/free" && post) return cache.free(q.get("prefix"));
+  if (path == "/admin/v1/pin" && post) return cache.set_rule(q.get("prefix"), true, std::nullopt, "");
+  if (path == "/admin/v1/unpin" && post) return cache.set_rule(q.get("prefix"), false, std::nullopt, "");
+  if (path == "/admin/v1/ttl" && post) {
+    auto ms = opt_int(q, "ttl_ms");
+    if (!ms) return Reply{400, "{\"error\":\"ttl_ms is required\"}\n"};
+    return cache.set_rule(q.get("prefix"), std::nullopt, ms, q.get("action"));
+  }
+  if (path == "/admin/v1/rules" && !post) return cache.rules();
+  if (path == "/admin/v1/stat" && !post) return cache.stat(q.get("path"));
+  return std::nullopt;
+}
+
+awaitable<void> handle(s3::Engine& engine, const Config& config, boost::asio::thread_pool& pool, CacheAdmin& cache,
+                       const http::Request& req, http::BodyReader&, http::ResponseWriter& resp) {
   const std::string& path = req.raw_path;
   if (path == "/health") {
     co_await reply(resp, 200, "ok\n", "text/plain");
     co_return;
   }
   if (path == "/metrics") {
-    co_await reply(resp, 200, metrics_text(engine), "text/plain; version=0.0.4");
+    std::string text = co_await http::run_blocking(pool, [&] { return metrics_text(engine) + cache.metrics(); });
+    co_await reply(resp, 200, text, "text/plain; version=0.0.4");
     co_return;
   }
   if (req.header_or("authorization") != "Bearer " + config.auth.secret_key) {
@@ -177,15 +206,21 @@ awaitable<void> handle(s3::Engine& engine, const Config& config, boost::asio::th
     co_await reply(resp, n.ok() ? 200 : 500, retry_json(n));
     co_return;
   }
+  auto r = co_await http::run_blocking(pool, [&] { return cache_call(cache, req.method, path, q); });
+  if (r) {
+    co_await reply(resp, r->first, r->second);
+    co_return;
+  }
   co_await reply(resp, 404, R"({"error":"no such admin endpoint"})");
 }
 
 }  // namespace
 
-http::Handler make_admin_handler(s3::Engine& engine, const Config& config, boost::asio::thread_pool& pool) {
-  return [&engine, &config, &pool](const http::Request& req, http::BodyReader& body,
-                                   http::ResponseWriter& resp) -> awaitable<void> {
-    return handle(engine, config, pool, req, body, resp);
+http::Handler make_admin_handler(s3::Engine& engine, const Config& config, boost::asio::thread_pool& pool,
+                                 CacheAdmin& cache) {
+  return [&engine, &config, &pool, &cache](const http::Request& req, http::BodyReader& body,
+                                           http::ResponseWriter& resp) -> awaitable<void> {
+    return handle(engine, config, pool, cache, req, body, resp);
   };
 }
 

@@ -18,4 +18,14 @@ int sync_command(const AdminTarget& t, const std::string& prefix, bool wait, int
 int persist_status_command(const AdminTarget& t, const std::string& prefix, bool json);
 int retry_parked_command(const AdminTarget& t, const std::string& prefix);
 
+// Cache management (docs/read-cache.md).
+// Prefetches PREFIX into the cache with a progress bar; 0 done, 1 errors.
+int load_command(const AdminTarget& t, const std::string& prefix, int concurrency);
+// Drops clean cached data under PREFIX; 0 all freed, 2 some objects refused (dirty or pinned).
+int free_command(const AdminTarget& t, const std::string& prefix);
+int pin_command(const AdminTarget& t, const std::string& prefix, bool pin);
+// DURATION like "90s", "10m", "2h", "1d"; "0" removes the TTL.
+int ttl_command(const AdminTarget& t, const std::string& prefix, const std::string& duration, const std::string& action);
+int stat_command(const AdminTarget& t, const std::string& path, bool json);
+
 }  // namespace reservoir::cli

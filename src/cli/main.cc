@@ -3,6 +3,7 @@
 
 #include <iostream>
 
+#include "bench/command.h"
 #include "cli/admin_commands.h"
 #include "cli/serve.h"
 #include "common/config.h"
@@ -46,6 +47,36 @@ int main(int argc, char** argv) {
   retry->add_option("prefix", prefix, "bucket/prefix (default: everything)");
   add_admin_opts(retry);
 
+  // Cache management.
+  int load_concurrency = 0;
+  std::string ttl_duration, ttl_action = "free", stat_path;
+  auto* load = app.add_subcommand("load", "Prefetch every object under PREFIX (bucket/prefix) into the cache");
+  load->add_option("prefix", prefix, "bucket/prefix")->required();
+  load->add_option("--concurrency", load_concurrency, "Objects fetched at once (default: cache.load_concurrency)");
+  add_admin_opts(load);
+  auto* free_cmd = app.add_subcommand("free", "Drop clean cached data under PREFIX (dirty and pinned data stay)");
+  free_cmd->add_option("prefix", prefix, "bucket/prefix")->required();
+  add_admin_opts(free_cmd);
+  auto* pin = app.add_subcommand("pin", "Never evict data under PREFIX (kept across restarts)");
+  pin->add_option("prefix", prefix, "bucket/prefix")->required();
+  add_admin_opts(pin);
+  auto* unpin = app.add_subcommand("unpin", "Let data under PREFIX be evicted again");
+  unpin->add_option("prefix", prefix, "bucket/prefix")->required();
+  add_admin_opts(unpin);
+  auto* ttl = app.add_subcommand("ttl", "Free or delete objects under PREFIX a DURATION after their last write");
+  ttl->add_option("prefix", prefix, "bucket/prefix")->required();
+  ttl->add_option("duration", ttl_duration, "e.g. 90s, 10m, 2h, 1d; 0 removes the TTL")->required();
+  ttl->add_option("--action", ttl_action, "free (drop from the cache) or delete (delete everywhere)")
+      ->check(CLI::IsMember({"free", "delete"}));
+  add_admin_opts(ttl);
+  auto* stat = app.add_subcommand("stat", "What the cache holds of KEY (bucket/key): size, state, tier, pages, pin, ttl");
+  stat->add_option("key", stat_path, "bucket/key")->required();
+  stat->add_flag("--json", as_json, "Print the admin API's JSON");
+  add_admin_opts(stat);
+
+  bench::BenchCli bench_cli;
+  auto* bench_cmd = bench::add_bench_command(app, bench_cli);
+
   CLI11_PARSE(app, argc, argv);
 
   if (!admin_config.empty()) {
@@ -60,6 +91,13 @@ int main(int argc, char** argv) {
   if (sync->parsed()) return cli::sync_command(target, prefix, wait, timeout_s);
   if (status->parsed()) return cli::persist_status_command(target, prefix, as_json);
   if (retry->parsed()) return cli::retry_parked_command(target, prefix);
+  if (bench_cmd->parsed()) return bench::bench_command(bench_cli);
+  if (load->parsed()) return cli::load_command(target, prefix, load_concurrency);
+  if (free_cmd->parsed()) return cli::free_command(target, prefix);
+  if (pin->parsed()) return cli::pin_command(target, prefix, true);
+  if (unpin->parsed()) return cli::pin_command(target, prefix, false);
+  if (ttl->parsed()) return cli::ttl_command(target, prefix, ttl_duration, ttl_action);
+  if (stat->parsed()) return cli::stat_command(target, stat_path, as_json);
 
   if (serve->parsed()) {
     Config cfg;

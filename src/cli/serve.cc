@@ -55,9 +55,14 @@ int serve(Config config) {
     LOG_ERROR("{}", index.status().to_string());
     return 1;
   }
-  const auto& tier = config.tiers.front();
-  auto store = store::CacheStore::open(tier.path, std::move(index.value()), config.server.durability == Durability::fsync,
-                                       static_cast<size_t>(config.server.inline_max_bytes));
+  store::StoreOptions sopts;
+  sopts.tiers = config.tiers;
+  sopts.durable = config.server.durability == Durability::fsync;
+  sopts.inline_max = static_cast<size_t>(config.server.inline_max_bytes);
+  sopts.policy = config.cache.eviction == "lfu" ? cache::Policy::lfu : cache::Policy::lru;
+  sopts.high_watermark = config.cache.high_watermark;
+  sopts.low_watermark = config.cache.low_watermark;
+  auto store = store::CacheStore::open(sopts, std::move(index.value()));
   if (!store.ok()) {
     LOG_ERROR("cannot open the cache store: {}", store.status().to_string());
     return 1;
@@ -69,7 +74,14 @@ int serve(Config config) {
   }
   persist::Persister persister(**store, **names);
   s3::Engine engine(**store, **names, persister, config);
-  Status st = persister.start();
+  Status st = engine.load_rules();
+  if (!st.ok()) {
+    LOG_ERROR("cannot load the path rules: {}", st.to_string());
+    return 1;
+  }
+  (*store)->start_evictor();
+  engine.start_maintenance();
+  st = persister.start();
   if (!st.ok()) {
     LOG_ERROR("cannot start the persister: {}", st.to_string());
     return 1;
@@ -109,7 +121,8 @@ int serve(Config config) {
     }
     LOG_INFO("S3 API (TLS) listening on https://{}:{}", http::split_host_port(config.server.tls_listen)->first, *tport);
   }
-  auto aport = server.listen(config.server.admin_listen, admin::make_admin_handler(engine, config, pool));
+  admin::CacheAdmin cache_admin(engine, config);
+  auto aport = server.listen(config.server.admin_listen, admin::make_admin_handler(engine, config, pool, cache_admin));
   if (!aport.ok()) {
     LOG_ERROR("{}", aport.status().to_string());
     return 1;
@@ -134,6 +147,8 @@ int serve(Config config) {
   ioc.run();
   for (auto& t : workers) t.join();
   pool.join();
+  engine.stop_maintenance();
+  (*store)->stop_evictor();
   persister.stop();
   LOG_INFO("stopped");
   return 0;

@@ -28,6 +28,30 @@ Result<WriteMode> parse_write_mode(std::string_view s) {
   return invalid_argument(fmt::format("write_mode '{}' (use write-back, through, cache-through, transient)", s));
 }
 
+const char* read_type_name(ReadType t) {
+  switch (t) {
+    case ReadType::cache: return "cache";
+    case ReadType::no_cache: return "no-cache";
+    case ReadType::promote: return "promote";
+  }
+  return "?";
+}
+
+Result<ReadType> parse_read_type(std::string_view s) {
+  if (s == "cache") return ReadType::cache;
+  if (s == "no-cache") return ReadType::no_cache;
+  if (s == "promote") return ReadType::promote;
+  return invalid_argument(fmt::format("read_type '{}' (use cache, no-cache, promote)", s));
+}
+
+const char* ttl_action_name(TtlAction a) { return a == TtlAction::free ? "free" : "delete"; }
+
+Result<TtlAction> parse_ttl_action(std::string_view s) {
+  if (s == "free") return TtlAction::free;
+  if (s == "delete") return TtlAction::del;
+  return invalid_argument(fmt::format("ttl action '{}' (use free or delete)", s));
+}
+
 bool Config::default_credentials() const {
   AuthConfig d;
   return auth.access_key == d.access_key && auth.secret_key == d.secret_key;
@@ -129,6 +153,43 @@ class Reader {
   Status st_;
 };
 
+Status read_policy(const toml::table& t, int idx, PolicyConfig& p) {
+  Reader r(t, fmt::format("policy[{}]", idx));
+  r.str("path", p.path);
+  WriteMode wm = WriteMode::write_back;
+  std::string wms;
+  r.str("write_mode", wms);
+  if (!wms.empty()) {
+    r.write_mode("write_mode", wm);
+    p.write_mode = wm;
+  }
+  if (t.contains("ttl")) {
+    std::chrono::milliseconds ttl{0};
+    r.duration("ttl", ttl);
+    p.ttl = ttl;
+  }
+  std::string s;
+  r.str("ttl_action", s);
+  if (!s.empty()) {
+    auto a = parse_ttl_action(s);
+    if (!a.ok()) return invalid_argument(fmt::format("policy[{}].ttl_action: {}", idx, a.status().message()));
+    p.ttl_action = *a;
+  }
+  s.clear();
+  r.str("read_type", s);
+  if (!s.empty()) {
+    auto rt = parse_read_type(s);
+    if (!rt.ok()) return invalid_argument(fmt::format("policy[{}].read_type: {}", idx, rt.status().message()));
+    p.read_type = *rt;
+  }
+  if (t.contains("pin")) {
+    bool pin = false;
+    r.boolean("pin", pin);
+    p.pin = pin;
+  }
+  return r.status();
+}
+
 Status read_mount(const toml::table& t, int idx, MountConfig& m) {
   Reader r(t, fmt::format("mount[{}]", idx));
   r.str("path", m.path);
@@ -148,6 +209,11 @@ Status read_mount(const toml::table& t, int idx, MountConfig& m) {
   r.integer("replicas", m.replicas);
   r.size("dirty_max_bytes", m.dirty_max_bytes);
   r.size("dirty_max_objects", m.dirty_max_objects);
+  if (t.contains("metadata_ttl")) {
+    std::chrono::milliseconds ttl{0};
+    r.duration("metadata_ttl", ttl);
+    m.metadata_ttl = ttl;
+  }
   std::string on_full;
   r.str("on_full", on_full);
   if (on_full == "reject") m.on_full = OnFull::reject;
@@ -226,6 +292,17 @@ Result<Config> parse_config(std::string_view text, std::string_view origin) {
       c.tiers.push_back(tc);
     }
   }
+  if (auto* ct = root["cache"].as_table()) {
+    Reader r(*ct, "cache");
+    r.size("page_size", c.cache.page_size);
+    r.str("eviction", c.cache.eviction);
+    r.number("high_watermark", c.cache.high_watermark);
+    r.number("low_watermark", c.cache.low_watermark);
+    r.integer("readahead_pages", c.cache.readahead_pages);
+    r.duration("ttl_check_interval", c.cache.ttl_check_interval);
+    r.integer("load_concurrency", c.cache.load_concurrency);
+    RETURN_IF_ERROR(r.status());
+  }
   if (auto* mounts = root["mount"].as_array()) {
     int i = 0;
     for (auto& n : *mounts) {
@@ -242,21 +319,7 @@ Result<Config> parse_config(std::string_view text, std::string_view origin) {
       auto* t = n.as_table();
       if (!t) return invalid_argument("[[policy]] entries must be tables");
       PolicyConfig p;
-      Reader r(*t, fmt::format("policy[{}]", i++));
-      r.str("path", p.path);
-      WriteMode wm = WriteMode::write_back;
-      std::string wms;
-      r.str("write_mode", wms);
-      if (!wms.empty()) {
-        r.write_mode("write_mode", wm);
-        p.write_mode = wm;
-      }
-      if (t->contains("ttl")) {
-        std::chrono::milliseconds ttl{0};
-        r.duration("ttl", ttl);
-        p.ttl = ttl;
-      }
-      RETURN_IF_ERROR(r.status());
+      RETURN_IF_ERROR(read_policy(*t, i++, p));
       c.policies.push_back(p);
     }
   }
@@ -302,6 +365,20 @@ Status finalize_config(Config& c) {
   for (size_t i = 0; i < c.policies.size(); ++i)
     if (c.policies[i].path.empty() || c.policies[i].path[0] != '/')
       return invalid_argument(fmt::format("policy[{}].path must start with '/'", i));
+  for (size_t i = 0; i < c.tiers.size(); ++i) {
+    auto& t = c.tiers[i];
+    if (t.medium != "mem" && t.medium != "ssd" && t.medium != "hdd")
+      return invalid_argument(fmt::format("tier[{}].medium must be mem, ssd or hdd", i));
+    if (t.path.empty()) return invalid_argument(fmt::format("tier[{}].path is required", i));
+  }
+  if (c.cache.page_size < 4096 || c.cache.page_size > (1ull << 30))
+    return invalid_argument("cache.page_size must be between 4KiB and 1GiB");
+  if (c.cache.eviction != "lru" && c.cache.eviction != "lfu")
+    return invalid_argument("cache.eviction must be \"lru\" or \"lfu\"");
+  if (!(c.cache.low_watermark > 0 && c.cache.low_watermark <= c.cache.high_watermark && c.cache.high_watermark <= 1))
+    return invalid_argument("cache watermarks must satisfy 0 < low_watermark <= high_watermark <= 1");
+  if (c.cache.readahead_pages < 0 || c.cache.load_concurrency < 1)
+    return invalid_argument("cache.readahead_pages must be >= 0 and cache.load_concurrency >= 1");
   if (c.server.tls_listen.size() && (c.server.tls_cert.empty() || c.server.tls_key.empty()))
     return invalid_argument("server.tls_listen needs server.tls_cert and server.tls_key");
   return ok_status();
@@ -316,14 +393,19 @@ std::string describe_config(const Config& c) {
       c.server.durability == Durability::fsync ? "fsync" : "none", c.server.max_connections,
       c.auth.access_key);
   for (auto& t : c.tiers) s += fmt::format("\n  tier medium={} path={} quota={}", t.medium, t.path, t.quota);
+  s += fmt::format("\n  cache page_size={} eviction={} watermarks={}/{} readahead_pages={}", c.cache.page_size,
+                   c.cache.eviction, c.cache.low_watermark, c.cache.high_watermark, c.cache.readahead_pages);
   for (auto& m : c.mounts)
     s += fmt::format(
         "\n  mount {} -> {} write_mode={} persist(concurrency={} max_ops_per_sec={} max_bytes_per_sec={} delay={}ms) on_full={}",
         m.path, m.ufs, write_mode_name(m.write_mode), m.persist.concurrency, m.persist.max_ops_per_sec,
         m.persist.max_bytes_per_sec, m.persist.delay.count(), m.on_full == OnFull::through ? "through" : "reject");
   for (auto& p : c.policies)
-    s += fmt::format("\n  policy {} write_mode={} ttl={}", p.path,
-                     p.write_mode ? write_mode_name(*p.write_mode) : "-", p.ttl ? std::to_string(p.ttl->count()) + "ms" : "-");
+    s += fmt::format("\n  policy {} write_mode={} ttl={} ttl_action={} pin={} read_type={}", p.path,
+                     p.write_mode ? write_mode_name(*p.write_mode) : "-",
+                     p.ttl ? std::to_string(p.ttl->count()) + "ms" : "-",
+                     p.ttl_action ? ttl_action_name(*p.ttl_action) : "-", p.pin ? (*p.pin ? "true" : "false") : "-",
+                     p.read_type ? read_type_name(*p.read_type) : "-");
   return s;
 }
 

@@ -13,6 +13,16 @@
 namespace reservoir {
 
 enum class WriteMode { write_back, through, cache_through, transient };
+// cache: keep what is read (default); no_cache: serve misses without keeping
+// them; promote: also move data read from a lower tier to the fastest one.
+enum class ReadType { cache, no_cache, promote };
+// What a path TTL does when it expires: drop the cached copy, or delete the
+// object everywhere (cache and under store).
+enum class TtlAction { free, del };
+const char* read_type_name(ReadType t);
+Result<ReadType> parse_read_type(std::string_view s);
+const char* ttl_action_name(TtlAction a);
+Result<TtlAction> parse_ttl_action(std::string_view s);
 enum class OnFull { through, reject };
 // fsync: data and index are fsynced before a write-back PUT is acknowledged.
 // none:  written to the OS page cache only; survives a process crash, not power loss.
@@ -49,9 +59,19 @@ struct AuthConfig {
 };
 
 struct TierConfig {
-  std::string medium = "ssd";          // mem | ssd | hdd
+  std::string medium = "ssd";          // mem | ssd | hdd (mem: a tmpfs such as /dev/shm; clean data only)
   std::string path;                    // directory
-  uint64_t quota = 0;                  // bytes
+  uint64_t quota = 0;                  // bytes; 0 = unlimited
+};
+
+struct CacheConfig {
+  uint64_t page_size = 1 << 20;        // read-through objects are fetched and cached by page
+  std::string eviction = "lru";        // lru | lfu
+  double high_watermark = 0.95;        // a tier above this share of its quota is evicted ...
+  double low_watermark = 0.85;         // ... down to this share, ahead of need
+  int readahead_pages = 4;             // pages fetched ahead of a sequential reader
+  std::chrono::milliseconds ttl_check_interval{10'000};  // how often path TTLs are applied
+  int load_concurrency = 8;            // parallel fetches of `reservoir load`
 };
 
 struct PersistConfig {
@@ -76,18 +96,25 @@ struct MountConfig {
   OnFull on_full = OnFull::through;
   uint64_t dirty_max_bytes = 0;        // 0 = unlimited (bounded by the cache disk)
   uint64_t dirty_max_objects = 0;      // 0 = unlimited
+  // How long HEAD/LIST answers of the under store are trusted; 0 = check on
+  // every access; unset = never re-check (Reservoir is the only writer).
+  std::optional<std::chrono::milliseconds> metadata_ttl;
 };
 
 struct PolicyConfig {
   std::string path;                    // "/bucket/prefix/"
   std::optional<WriteMode> write_mode;
-  std::optional<std::chrono::milliseconds> ttl;
+  std::optional<std::chrono::milliseconds> ttl;  // since the object's last write
+  std::optional<TtlAction> ttl_action;           // default: del
+  std::optional<bool> pin;                       // never evicted
+  std::optional<ReadType> read_type;
 };
 
 struct Config {
   ServerConfig server;
   AuthConfig auth;
   std::vector<TierConfig> tiers;
+  CacheConfig cache;
   std::vector<MountConfig> mounts;
   std::vector<PolicyConfig> policies;
   bool default_credentials() const;

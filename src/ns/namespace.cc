@@ -1,5 +1,8 @@
 #include "ns/namespace.h"
 
+#include <algorithm>
+#include <mutex>
+
 #include <fmt/format.h>
 
 namespace reservoir::ns {
@@ -35,6 +38,7 @@ Result<Resolved> Namespace::resolve_bucket(const std::string& bucket) const {
       Resolved r;
       r.mount = m.get();
       r.policy.write_mode = m->config.write_mode;
+      r.policy.metadata_ttl = m->config.metadata_ttl;
       return r;
     }
   if (Mount* r = root()) {
@@ -42,6 +46,7 @@ Result<Resolved> Namespace::resolve_bucket(const std::string& bucket) const {
     res.mount = r;
     res.ufs_path = bucket;
     res.policy.write_mode = r->config.write_mode;
+    res.policy.metadata_ttl = r->config.metadata_ttl;
     return res;
   }
   return not_found("no mount serves bucket " + bucket);
@@ -53,15 +58,38 @@ Result<Resolved> Namespace::resolve(const std::string& bucket, const std::string
   Resolved res = std::move(r.value());
   res.ufs_path = res.mount->is_root() ? bucket + "/" + key : key;
   std::string full = "/" + bucket + "/" + key;
-  size_t best = 0;
-  for (auto& p : policies_) {
-    if (full.compare(0, p.path.size(), p.path) == 0 && p.path.size() >= best) {
-      best = p.path.size();
-      if (p.write_mode) res.policy.write_mode = *p.write_mode;
-      if (p.ttl) res.policy.ttl = p.ttl;
-    }
+  // Every matching policy, shortest path first (runtime rules after the
+  // configuration's at equal length): longer paths override field by field.
+  std::vector<const PolicyConfig*> hits;
+  for (auto& p : policies_)
+    if (full.compare(0, p.path.size(), p.path) == 0) hits.push_back(&p);
+  std::shared_lock lk(rules_mu_);
+  for (auto& p : runtime_)
+    if (full.compare(0, p.path.size(), p.path) == 0) hits.push_back(&p);
+  std::stable_sort(hits.begin(), hits.end(), [](auto* a, auto* b) { return a->path.size() < b->path.size(); });
+  for (auto* p : hits) {
+    if (p->write_mode) res.policy.write_mode = *p->write_mode;
+    if (p->ttl) res.policy.ttl = *p->ttl;
+    if (p->ttl_action) res.policy.ttl_action = *p->ttl_action;
+    if (p->pin) res.policy.pin = *p->pin;
+    if (p->read_type) res.policy.read_type = *p->read_type;
   }
   return res;
+}
+
+void Namespace::set_runtime_rules(std::vector<PolicyConfig> rules) {
+  std::unique_lock lk(rules_mu_);
+  runtime_ = std::move(rules);
+}
+
+std::vector<PolicyConfig> Namespace::runtime_rules() const {
+  std::shared_lock lk(rules_mu_);
+  return runtime_;
+}
+
+bool Namespace::pinned(const std::string& bucket, const std::string& key) const {
+  auto r = resolve(bucket, key);
+  return r.ok() && r->policy.pin;
 }
 
 std::vector<std::string> Namespace::mount_buckets() const {

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <memory>
 #include <optional>
+#include <shared_mutex>
 #include <string>
 #include <vector>
 
@@ -26,6 +27,10 @@ struct Mount {
 struct EffectivePolicy {
   WriteMode write_mode = WriteMode::write_back;
   std::optional<std::chrono::milliseconds> ttl;
+  TtlAction ttl_action = TtlAction::del;
+  bool pin = false;
+  ReadType read_type = ReadType::cache;
+  std::optional<std::chrono::milliseconds> metadata_ttl;  // from the mount
 };
 
 struct Resolved {
@@ -42,6 +47,12 @@ class Namespace {
   Namespace(std::vector<std::unique_ptr<Mount>> mounts, std::vector<PolicyConfig> policies);
 
   Result<Resolved> resolve(const std::string& bucket, const std::string& key) const;
+  // Rules set at run time (reservoir pin/ttl): they apply after the
+  // configuration's policies of the same path. Thread-safe.
+  void set_runtime_rules(std::vector<PolicyConfig> rules);
+  std::vector<PolicyConfig> runtime_rules() const;
+  // Whether any policy pins bucket/key.
+  bool pinned(const std::string& bucket, const std::string& key) const;
   // The mount serving a bucket and the bucket's path in its store ("" for a
   // bucket mount); not_found if no mount covers it.
   Result<Resolved> resolve_bucket(const std::string& bucket) const;
@@ -53,6 +64,8 @@ class Namespace {
  private:
   std::vector<std::unique_ptr<Mount>> mounts_;
   std::vector<PolicyConfig> policies_;
+  mutable std::shared_mutex rules_mu_;
+  std::vector<PolicyConfig> runtime_;
 };
 
 }  // namespace reservoir::ns

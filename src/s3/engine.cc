@@ -15,14 +15,17 @@ using store::ObjectMeta;
 using store::PersistState;
 
 Engine::Engine(store::CacheStore& store, ns::Namespace& ns, persist::Persister& persister, const Config& config)
-    : store_(store), ns_(ns), persister_(persister), config_(config) {}
+    : store_(store), ns_(ns), persister_(persister), config_(config),
+      reads_(std::make_unique<ReadThrough>(store, config.cache)) {
+  store_.set_pin_check([this](const std::string& b, const std::string& k) { return ns_.pinned(b, k); });
+}
+
+Engine::~Engine() { stop_maintenance(); }
 
 namespace {
 
 Status no_such_bucket(const std::string& b) { return s3_error("NoSuchBucket", "The specified bucket does not exist: " + b); }
-Status no_such_key() { return s3_error("NoSuchKey"); }
 
-bool expired(const ObjectMeta& m) { return m.expires_at_ms && m.expires_at_ms <= store::now_ms(); }
 
 // Reads the whole of a file on disk for an under-store upload.
 class HandleSource : public ufs::Source {
@@ -137,7 +140,12 @@ Status Engine::check_write(const std::string& bucket, const std::string& key) {
   return ok_status();
 }
 
-Result<std::unique_ptr<store::FileWriter>> Engine::new_file() { return store_.new_file(); }
+Result<std::unique_ptr<store::FileWriter>> Engine::new_file(uint64_t size_hint) {
+  auto f = store_.new_file(true, size_hint);
+  if (!f.ok() && f.status().code() == Code::resource_exhausted)
+    return s3_error("SlowDown", "The cache is full of data not yet persisted; retry after a while");
+  return f;
+}
 
 bool Engine::dirty_budget_full(const ns::Mount& m) const {
   if (!m.config.dirty_max_bytes && !m.config.dirty_max_objects) return false;
@@ -175,7 +183,7 @@ Result<ObjectMeta> Engine::commit_write(const std::string& bucket, const std::st
     }
   }
   auto check = [&](const std::optional<ObjectMeta>& cur) -> Status {
-    bool exists = cur ? !cur->deleted && !expired(*cur) : ufs_has;
+    bool exists = cur ? !cur->deleted && !expired(*cur, where.policy) : ufs_has;
     std::string etag = cur ? cur->etag : ufs_etag;
     if (cond.if_none_match_star && exists) return s3_error("PreconditionFailed");
     if (cond.if_match && (!exists || (*cond.if_match != "*" && *cond.if_match != etag))) {
@@ -185,7 +193,8 @@ Result<ObjectMeta> Engine::commit_write(const std::string& bucket, const std::st
     return ok_status();
   };
   WriteMode mode = where.policy.write_mode;
-  if (where.policy.ttl) meta.expires_at_ms = store::now_ms() + where.policy.ttl->count();
+  if (where.policy.ttl && where.policy.ttl_action == TtlAction::del)
+    meta.expires_at_ms = store::now_ms() + where.policy.ttl->count();
   if (mode == WriteMode::transient) {
     meta.state = PersistState::transient;
     return store_.commit(bucket, key, std::move(meta), check);
@@ -257,98 +266,6 @@ Result<ObjectMeta> Engine::finish_put(const std::string& bucket, const std::stri
   if (!r.ok())
     for (auto& s : fresh) store_.remove_data(s);  // nothing references it
   return r;
-}
-
-Result<store::ReadHandle> Engine::fill_from_ufs(const std::string& bucket, const std::string& key) {
-  auto where = ns_.resolve(bucket, key);
-  if (!where.ok()) return where.status();
-  ufs::UnderStore& u = *where->mount->store;
-  if (!u.check_path(where->ufs_path).ok()) return no_such_key();
-  auto info = u.head(where->ufs_path);
-  if (!info.ok()) {
-    if (info.status().code() == Code::not_found || info.status().code() == Code::invalid_argument) return no_such_key();
-    return info.status();
-  }
-  auto src = u.get(where->ufs_path, 0, UINT64_MAX);
-  if (!src.ok()) return src.status().code() == Code::not_found ? no_such_key() : src.status();
-  auto file = store_.new_file();
-  if (!file.ok()) return file.status();
-  std::vector<char> buf(1 << 20);
-  for (;;) {
-    auto n = (*src)->read(buf.data(), buf.size());
-    if (!n.ok()) return n.status();
-    if (*n == 0) break;
-    RETURN_IF_ERROR((*file)->append(buf.data(), *n));
-  }
-  ObjectMeta m;
-  m.size = (*file)->size();
-  m.crc32c = (*file)->crc32c();
-  std::string md5 = hex_encode((*file)->md5());
-  m.etag = info->etag.empty() ? md5 : info->etag;
-  m.content_type = info->content_type.empty() ? "binary/octet-stream" : info->content_type;
-  m.headers = info->headers;
-  m.user_meta = info->user_meta;
-  m.tags = info->tags;
-  m.mtime_ms = info->mtime_ms;
-  m.state = PersistState::persisted;
-  RETURN_IF_ERROR((*file)->commit(false));
-  if (m.size > 0) m.segments.push_back((*file)->segment());
-  auto ins = store_.commit_if_absent(bucket, key, m);
-  if ((!ins.ok() || !ins.value()) && m.size > 0) store_.remove_data(m.segments[0]);
-  return store_.open(bucket, key);
-}
-
-Result<store::ReadHandle> Engine::open_object(const std::string& bucket, const std::string& key) {
-  RETURN_IF_ERROR(validate_key(key));
-  RETURN_IF_ERROR(bucket_exists(bucket));
-  auto cur = store_.get(bucket, key);
-  if (!cur.ok()) return cur.status();
-  if (cur.value()) {
-    if (cur.value()->deleted) return no_such_key();
-    if (expired(*cur.value())) {
-      (void)store_.erase(bucket, key);
-      return no_such_key();
-    }
-    auto h = store_.open(bucket, key);
-    if (h.ok()) return h;
-    if (h.status().code() != Code::not_found) return h.status();
-    // Deleted between the two look-ups: answer from the current state.
-    auto again = store_.get(bucket, key);
-    if (again.ok() && again.value()) return no_such_key();
-  }
-  auto r = fill_from_ufs(bucket, key);
-  if (!r.ok() && r.status().code() == Code::not_found) {
-    // A tombstone may have appeared meanwhile: NoSuchKey either way.
-    return no_such_key();
-  }
-  return r;
-}
-
-Result<ObjectMeta> Engine::head_object(const std::string& bucket, const std::string& key) {
-  RETURN_IF_ERROR(validate_key(key));
-  RETURN_IF_ERROR(bucket_exists(bucket));
-  auto cur = store_.get(bucket, key);
-  if (!cur.ok()) return cur.status();
-  if (cur.value()) {
-    if (cur.value()->deleted || expired(*cur.value())) return no_such_key();
-    return *cur.value();
-  }
-  auto where = ns_.resolve(bucket, key);
-  if (!where.ok()) return where.status();
-  if (!where->mount->store->check_path(where->ufs_path).ok()) return no_such_key();
-  auto info = where->mount->store->head(where->ufs_path);
-  if (!info.ok()) return info.status().code() == Code::not_found ? no_such_key() : info.status();
-  ObjectMeta m;
-  m.size = info->size;
-  m.etag = info->etag;
-  m.content_type = info->content_type.empty() ? "binary/octet-stream" : info->content_type;
-  m.headers = info->headers;
-  m.user_meta = info->user_meta;
-  m.tags = info->tags;
-  m.mtime_ms = info->mtime_ms;
-  m.state = PersistState::persisted;
-  m.cached = false;
-  return m;
 }
 
 Status Engine::delete_object(const std::string& bucket, const std::string& key) {

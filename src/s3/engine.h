@@ -5,7 +5,11 @@
 // the Status code is not enough.
 #pragma once
 
+#include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
 #include <map>
 #include <memory>
 #include <optional>
@@ -15,6 +19,7 @@
 #include "common/config.h"
 #include "ns/namespace.h"
 #include "persist/persister.h"
+#include "s3/read_through.h"
 #include "store/cache_store.h"
 
 namespace reservoir::s3 {
@@ -59,6 +64,22 @@ struct ListResult {
   std::string next_marker;  // last key or prefix returned, when truncated
 };
 
+// Progress of `reservoir load`.
+struct LoadProgress {
+  std::atomic<uint64_t> objects_total{0}, objects_done{0}, bytes_total{0}, bytes_done{0}, errors{0};
+  std::atomic<bool> listed{false}, finished{false};
+  std::mutex mu;
+  std::string first_error;
+};
+
+struct FreeResult {
+  uint64_t objects = 0;
+  uint64_t bytes = 0;
+  uint64_t refused_dirty = 0;
+  uint64_t refused_pinned = 0;
+  std::vector<std::string> refused_keys;  // the first few
+};
+
 struct CompletedPart {
   int number = 0;
   std::string etag;  // quotes stripped
@@ -75,6 +96,7 @@ class Engine {
  public:
   // All references must outlive the engine.
   Engine(store::CacheStore& store, ns::Namespace& ns, persist::Persister& persister, const Config& config);
+  ~Engine();
 
   // --- buckets ---
   Result<std::vector<BucketInfo>> list_buckets();
@@ -85,7 +107,8 @@ class Engine {
   // --- objects ---
   // Validates a write of bucket/key before its body is read.
   Status check_write(const std::string& bucket, const std::string& key);
-  Result<std::unique_ptr<store::FileWriter>> new_file();
+  // Room for a body of `size_hint` bytes (0 = unknown).
+  Result<std::unique_ptr<store::FileWriter>> new_file(uint64_t size_hint = 0);
   // Commits a fully received body. `md5_raw` is the body's MD5 (raw bytes).
   Result<store::ObjectMeta> finish_put(const std::string& bucket, const std::string& key,
                                        std::unique_ptr<store::FileWriter> file, const ObjectAttrs& attrs,
@@ -113,6 +136,24 @@ class Engine {
   Result<std::vector<PartInfo>> list_parts(const std::string& upload_id);
   Result<std::vector<store::UploadMeta>> list_uploads(const std::string& bucket);
 
+  // --- cache management (engine_cache.cc) ---
+  // Prefetches every object under bucket/prefix, `concurrency` at a time.
+  Status load(const std::string& bucket, const std::string& prefix, int concurrency, LoadProgress& progress);
+  // Drops clean cached data under bucket/prefix; dirty and pinned objects stay.
+  Result<FreeResult> free(const std::string& bucket, const std::string& prefix);
+  // What the cache holds of one key (JSON).
+  Result<std::string> stat(const std::string& bucket, const std::string& key);
+  // Runtime rules for "/bucket/prefix" (pin, ttl); kept across restarts.
+  Status set_rule(const PolicyConfig& patch);
+  Status load_rules();
+  // Applies path TTLs to cached objects (free or delete); returns how many acted on.
+  uint64_t apply_ttls();
+  // Background TTL sweeps every cache.ttl_check_interval.
+  void start_maintenance();
+  void stop_maintenance();
+  ReadThrough& reads() { return *reads_; }
+  uint64_t stale_drops() const { return stale_drops_.load(); }
+
   persist::Persister& persister() { return persister_; }
   store::CacheStore& store() { return store_; }
   ns::Namespace& names() { return ns_; }
@@ -120,7 +161,11 @@ class Engine {
  private:
   Result<store::ObjectMeta> commit_write(const std::string& bucket, const std::string& key, const ns::Resolved& where,
                                          store::ObjectMeta meta, const PutConditions& cond);
-  Result<store::ReadHandle> fill_from_ufs(const std::string& bucket, const std::string& key);
+  // The record answering reads of bucket/key, checked against the under
+  // store as the mount's metadata_ttl requires; nullopt when absent.
+  Result<std::optional<store::ObjectMeta>> current(const std::string& bucket, const std::string& key,
+                                                   const ns::Resolved& where);
+  void expire(const std::string& bucket, const std::string& key, const store::ObjectMeta& m);
   Status bucket_exists(const std::string& bucket);
   bool dirty_budget_full(const ns::Mount& m) const;
 
@@ -128,6 +173,15 @@ class Engine {
   ns::Namespace& ns_;
   persist::Persister& persister_;
   const Config& config_;
+  std::unique_ptr<ReadThrough> reads_;
+  std::atomic<uint64_t> stale_drops_{0};
+  std::mutex maint_mu_;
+  std::condition_variable maint_cv_;
+  bool maint_stop_ = false;
+  std::thread maint_;
 };
+
+// Whether a record has passed its path TTL with action delete.
+bool expired(const store::ObjectMeta& m, const ns::EffectivePolicy& p);
 
 }  // namespace reservoir::s3

@@ -48,6 +48,17 @@ Status check_read_conditions(const http::Request& req, const store::ObjectMeta& 
   return ok_status();
 }
 
+// The body size the client announced (0 = unknown): room is reserved for it.
+uint64_t declared_length(const Ctx& c) {
+  std::string v = c.req.header_or("x-amz-decoded-content-length");
+  if (v.empty()) v = c.req.header_or("content-length");
+  try {
+    return v.empty() ? 0 : std::stoull(v);
+  } catch (...) {
+    return 0;
+  }
+}
+
 awaitable<void> get_object(Ctx& c, bool head) {
   auto h = co_await c.blocking([&] { return c.engine().open_object(c.bucket, c.key); });
   if (!h.ok()) {
@@ -137,6 +148,7 @@ awaitable<void> get_object(Ctx& c, bool head) {
   constexpr size_t kChunk = 1 << 20;
   std::vector<char> buf(std::min<uint64_t>(kChunk, std::max<uint64_t>(len, 1)));
   const store::ReadHandle* hp = &h.value();
+  hp->hint(first, len);
   uint64_t off = first, end = first + len;
   while (off < end) {
     size_t want = static_cast<size_t>(std::min<uint64_t>(buf.size(), end - off));
@@ -272,7 +284,7 @@ awaitable<void> put_object(Ctx& c) {
   auto file = co_await c.blocking([&]() -> Result<std::unique_ptr<store::FileWriter>> {
     Status st = c.engine().check_write(c.bucket, c.key);
     if (!st.ok()) return st;
-    return c.engine().new_file();
+    return c.engine().new_file(declared_length(c));
   });
   if (!file.ok()) {
     co_await send_error(c, file.status());
@@ -502,7 +514,7 @@ awaitable<void> upload_part(Ctx& c) {
     const store::ReadHandle* hp = &h.value();
     file = co_await c.blocking([&] { return c.engine().copy_to_file(*hp, first, len); });
   } else {
-    file = co_await c.blocking([&] { return c.engine().new_file(); });
+    file = co_await c.blocking([&] { return c.engine().new_file(declared_length(c)); });
     if (file.ok()) {
       std::string tail;
       Status rs = co_await receive_body(c, file.value().get(), checksums, tail);

@@ -1,4 +1,5 @@
 #include "store/cache_store.h"
+#include "store/keys.h"
 
 #include <unistd.h>
 
@@ -10,33 +11,8 @@
 
 namespace reservoir::store {
 
-namespace {
+using namespace keys;
 
-// Keyspaces of the index. Buckets cannot contain '\0' and keys are refused
-// with it, so '\0' separates them and keeps byte order = key order.
-std::string obj_key(const std::string& b, const std::string& k) { return "o" + b + std::string(1, '\0') + k; }
-std::string dirty_key(const std::string& b, const std::string& k) { return "d" + b + std::string(1, '\0') + k; }
-std::string parked_key(const std::string& b, const std::string& k) { return "k" + b + std::string(1, '\0') + k; }
-std::string bucket_key(const std::string& b) { return "b" + b; }
-std::string upload_key(const std::string& id) { return "u" + id; }
-std::string part_key(const std::string& id, int n) { return fmt::format("p{}{}{:05d}", id, '\0', n); }
-constexpr const char* kSeqKey = "m/seq";
-constexpr uint64_t kSeqBlock = 1 << 16;
-
-std::string prefix_end(std::string p) {
-  // Smallest string greater than every string with prefix p.
-  while (!p.empty() && static_cast<unsigned char>(p.back()) == 0xff) p.pop_back();
-  if (p.empty()) return std::string(1, '\xff') + std::string(1, '\xff');
-  p.back() = static_cast<char>(static_cast<unsigned char>(p.back()) + 1);
-  return p;
-}
-
-std::pair<std::string, std::string> split_bk(std::string_view rest) {
-  auto z = rest.find('\0');
-  return {std::string(rest.substr(0, z)), std::string(rest.substr(z + 1))};
-}
-
-}  // namespace
 
 bool is_dirty_state(const ObjectMeta& m) {
   return m.state == PersistState::dirty || m.state == PersistState::persisting;
@@ -53,12 +29,15 @@ ReadHandle& ReadHandle::operator=(ReadHandle&& o) noexcept {
       if (p.fd >= 0) ::close(p.fd);
     meta_ = std::move(o.meta_);
     pieces_ = std::move(o.pieces_);
+    pages_ = std::move(o.pages_);
+    reader_ = std::move(o.reader_);
     o.pieces_.clear();
   }
   return *this;
 }
 
 Result<size_t> ReadHandle::pread(uint64_t offset, char* buf, size_t n) const {
+  if (pages_) return offset >= meta_.size ? size_t{0} : pages_->pread(offset, buf, static_cast<size_t>(std::min<uint64_t>(n, meta_.size - offset)));
   uint64_t base = 0;
   for (size_t i = 0; i < meta_.segments.size(); ++i) {
     uint64_t sz = meta_.segments[i].size;
@@ -80,15 +59,37 @@ Result<size_t> ReadHandle::pread(uint64_t offset, char* buf, size_t n) const {
   return size_t{0};
 }
 
-CacheStore::CacheStore(std::string dir, std::unique_ptr<KvIndex> index, bool durable, size_t inline_max)
-    : files_(std::move(dir)), index_(std::move(index)), durable_(durable), inline_max_(inline_max) {}
+namespace {
+std::vector<std::string> tier_dirs(const std::vector<TierConfig>& tiers) {
+  std::vector<std::string> dirs;
+  for (auto& t : tiers) dirs.push_back(t.path + "/objects");
+  return dirs;
+}
+}  // namespace
+
+CacheStore::CacheStore(const StoreOptions& o, std::unique_ptr<KvIndex> index)
+    : files_(tier_dirs(o.tiers)), index_(std::move(index)), durable_(o.durable), inline_max_(o.inline_max),
+      space_(std::make_unique<CacheSpace>(o.tiers, o.policy, o.high_watermark, o.low_watermark)) {}
+
+CacheStore::~CacheStore() { stop_evictor(); }
 
 Result<std::unique_ptr<CacheStore>> CacheStore::open(const std::string& cache_dir, std::unique_ptr<KvIndex> index,
                                                      bool durable, size_t inline_max) {
-  std::unique_ptr<CacheStore> s(new CacheStore(cache_dir + "/objects", std::move(index), durable, inline_max));
+  StoreOptions o;
+  TierConfig t;
+  t.path = cache_dir;
+  o.tiers.push_back(t);
+  o.durable = durable;
+  o.inline_max = inline_max;
+  return open(o, std::move(index));
+}
+
+Result<std::unique_ptr<CacheStore>> CacheStore::open(const StoreOptions& o, std::unique_ptr<KvIndex> index) {
+  if (o.tiers.empty() || o.tiers.size() > 255) return invalid_argument("the cache needs 1 to 255 tiers");
+  std::unique_ptr<CacheStore> s(new CacheStore(o, std::move(index)));
   RETURN_IF_ERROR(s->files_.init());
   RETURN_IF_ERROR(s->load_sequence());
-  // Dirty accounting: O(dirty objects), not O(cache).
+  // Dirty accounting: O(dirty objects).
   Status st = s->scan_dirty([&](const std::string& b, const std::string& k) {
     auto m = s->get(b, k);
     if (m.ok() && m.value()) s->account(b, nullptr, &*m.value());
@@ -101,6 +102,8 @@ Result<std::unique_ptr<CacheStore>> CacheStore::open(const std::string& cache_di
     return true;
   });
   RETURN_IF_ERROR(st);
+  // Capacity and eviction order: O(cached data records).
+  RETURN_IF_ERROR(s->rebuild_space());
   return s;
 }
 
@@ -140,19 +143,35 @@ std::mutex& CacheStore::key_lock(const std::string& bucket, const std::string& k
   return stripes_[h % stripes_.size()];
 }
 
-Result<std::unique_ptr<FileWriter>> CacheStore::new_file(bool allow_inline) {
-  return std::make_unique<FileWriter>(files_, allow_inline ? index_.get() : nullptr, next_id(), inline_max_);
+Result<std::unique_ptr<FileWriter>> CacheStore::new_file(bool allow_inline, uint64_t size_hint, bool clean) {
+  // Dirty data must survive a restart of the machine: not on a mem tier.
+  bool allow_mem = clean || !durable_;
+  int tier = space_->reserve(size_hint, allow_mem);
+  if (tier < 0) {
+    // Eviction runs ahead of need; this is the fallback when it fell behind.
+    for (int t = space_->tier_count() - 1; t >= 0 && tier < 0; --t) {
+      evict(t, size_hint + (1 << 20), t + 1 < space_->tier_count(), "capacity");
+      tier = space_->reserve(size_hint, allow_mem);
+    }
+    if (tier < 0)
+      return Status(Code::resource_exhausted, "the cache is full of dirty, pinned or open data");
+  }
+  return std::make_unique<FileWriter>(files_, allow_inline ? index_.get() : nullptr, next_id(), inline_max_, tier,
+                                      space_.get(), size_hint);
 }
 
 void CacheStore::remove_data(const Segment& seg) {
+  space_->remove_data(seg.tier, seg.size);
   if (!seg.in_index) {
-    files_.remove(seg.file_id);
+    files_.remove(seg.file_id, seg.tier);
     return;
   }
   KvBatch b;
   b.del(inline_key(seg.file_id));
   (void)index_->write(b, false);
 }
+
+Result<int> CacheStore::open_data(const Segment& seg) const { return files_.open(seg.file_id, seg.tier); }
 
 Result<std::vector<ReadHandle::Piece>> CacheStore::open_pieces(const ObjectMeta& m) {
   std::vector<ReadHandle::Piece> pieces;
@@ -170,7 +189,7 @@ Result<std::vector<ReadHandle::Piece>> CacheStore::open_pieces(const ObjectMeta&
         return fail(io_error(fmt::format("data {:x} is missing from the index", seg.file_id)));
       p.data = std::move(*v.value());
     } else {
-      auto fd = files_.open(seg.file_id);
+      auto fd = files_.open(seg.file_id, seg.tier);
       if (!fd.ok()) return fail(io_error("data is missing from the cache: " + fd.status().message()));
       p.fd = *fd;
     }
@@ -206,8 +225,10 @@ Result<ReadHandle> CacheStore::open(const std::string& bucket, const std::string
   return ReadHandle(std::move(*m.value()), std::move(pieces.value()));
 }
 
-void CacheStore::remove_unshared(const ObjectMeta* old, const ObjectMeta& now) {
+void CacheStore::remove_unshared(const std::string& bucket, const std::string& key, const ObjectMeta* old,
+                                 const ObjectMeta& now) {
   if (!old) return;
+  if (old->page_size && old->version != now.version) drop_pages(bucket, key, old->version);
   std::set<uint64_t> keep;
   for (auto& s : now.segments) keep.insert(s.file_id);
   for (auto& s : old->segments)
@@ -259,8 +280,9 @@ Result<ObjectMeta> CacheStore::commit(const std::string& bucket, const std::stri
     b.del(parked_key(bucket, key));
     RETURN_IF_ERROR(index_->write(b, durable_));
     account(bucket, old ? &*old : nullptr, &m);
+    track_object(bucket, key, m);
   }
-  remove_unshared(old ? &*old : nullptr, m);
+  remove_unshared(bucket, key, old ? &*old : nullptr, m);
   return m;
 }
 
@@ -273,6 +295,7 @@ Result<bool> CacheStore::commit_if_absent(const std::string& bucket, const std::
   KvBatch b;
   b.put(obj_key(bucket, key), encode(m));
   RETURN_IF_ERROR(index_->write(b, false));
+  track_object(bucket, key, m);
   return true;
 }
 
@@ -301,6 +324,8 @@ Result<bool> CacheStore::set_state_if_current(const std::string& bucket, const s
     // `persisting` is not worth an fsync: after a crash the entry is dirty again.
     RETURN_IF_ERROR(index_->write(b, durable_ && state != PersistState::persisting));
     account(bucket, &*old, &m);
+    if (m.deleted && state == PersistState::persisted) space_->untrack(bucket, key, -1);
+    else track_object(bucket, key, m);
   }
   return true;
 }
@@ -319,9 +344,10 @@ Status CacheStore::erase(const std::string& bucket, const std::string& key) {
     b.del(parked_key(bucket, key));
     RETURN_IF_ERROR(index_->write(b, durable_));
     account(bucket, &*old, nullptr);
+    space_->untrack(bucket, key, -1);
   }
   ObjectMeta none;
-  remove_unshared(&*old, none);
+  remove_unshared(bucket, key, &*old, none);
   return ok_status();
 }
 

@@ -9,23 +9,38 @@
 #include <array>
 #include <map>
 #include <atomic>
+#include <condition_variable>
 #include <functional>
+#include <thread>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "common/config.h"
 #include "common/status.h"
+#include "store/cache_space.h"
 #include "store/index.h"
 #include "store/meta.h"
 #include "store/object_files.h"
 
 namespace reservoir::store {
 
+// Bytes of an object cached by page, fetched from the under store on demand.
+class PageSource {
+ public:
+  virtual ~PageSource() = default;
+  virtual Result<size_t> pread(uint64_t offset, char* buf, size_t n) = 0;
+  // The reader will read [first, first+length): fetch ahead within it.
+  virtual void hint(uint64_t first, uint64_t length) = 0;
+};
+
 // An open version of an object: its metadata and one open descriptor per
-// segment. Holding it pins the bytes, even if the object is overwritten or
-// deleted meanwhile (the descriptors keep unlinked files readable).
+// segment (or a PageSource for objects cached by page). Holding it pins the
+// bytes, even if the object is overwritten or deleted meanwhile (the
+// descriptors keep unlinked files readable), and marks the object as being
+// read, which eviction respects.
 class ReadHandle {
  public:
   // One segment's bytes: an open file, or data copied from the index.
@@ -35,13 +50,24 @@ class ReadHandle {
   };
   ReadHandle() = default;
   ReadHandle(ObjectMeta meta, std::vector<Piece> pieces) : meta_(std::move(meta)), pieces_(std::move(pieces)) {}
+  ReadHandle(ObjectMeta meta, std::shared_ptr<PageSource> pages) : meta_(std::move(meta)), pages_(std::move(pages)) {}
   ~ReadHandle();
-  ReadHandle(ReadHandle&& o) noexcept : meta_(std::move(o.meta_)), pieces_(std::move(o.pieces_)) { o.pieces_.clear(); }
+  ReadHandle(ReadHandle&& o) noexcept
+      : meta_(std::move(o.meta_)), pieces_(std::move(o.pieces_)), pages_(std::move(o.pages_)),
+        reader_(std::move(o.reader_)) {
+    o.pieces_.clear();
+  }
   ReadHandle& operator=(ReadHandle&& o) noexcept;
+  // Keeps `token` alive as long as the handle (a reader registration).
+  void hold(std::shared_ptr<void> token) { reader_ = std::move(token); }
+  void hint(uint64_t first, uint64_t length) const {
+    if (pages_) pages_->hint(first, length);
+  }
 
   const ObjectMeta& meta() const { return meta_; }
   // True when every byte is in memory (data kept in the index): reads never block.
   bool in_memory() const {
+    if (pages_) return false;
     for (auto& p : pieces_)
       if (p.fd >= 0) return false;
     return true;
@@ -52,6 +78,8 @@ class ReadHandle {
  private:
   ObjectMeta meta_;
   std::vector<Piece> pieces_;
+  std::shared_ptr<PageSource> pages_;
+  std::shared_ptr<void> reader_;
 };
 
 struct StoreStats {
@@ -59,18 +87,31 @@ struct StoreStats {
   uint64_t dirty_bytes = 0;
 };
 
+struct StoreOptions {
+  std::vector<TierConfig> tiers;      // data in <path>/objects of each
+  bool durable = true;                // fsync data files and the index before commits return
+  size_t inline_max = 64 * 1024;      // data up to this size is kept in the index (0 = never)
+  cache::Policy policy = cache::Policy::lru;
+  double high_watermark = 0.95;       // eviction starts above this share of a quota ...
+  double low_watermark = 0.85;        // ... and frees down to this one
+};
+
 class CacheStore {
  public:
-  // `durable`: fsync data files and the index before commits return.
-  // `inline_max`: data up to this size is kept in the index (0 = never).
+  // One tier at `cache_dir` without a quota.
   static Result<std::unique_ptr<CacheStore>> open(const std::string& cache_dir, std::unique_ptr<KvIndex> index,
                                                   bool durable, size_t inline_max = 64 * 1024);
+  static Result<std::unique_ptr<CacheStore>> open(const StoreOptions& options, std::unique_ptr<KvIndex> index);
+  ~CacheStore();
 
   bool durable() const { return durable_; }
 
-  // New object data with a fresh id; commit it, then reference its segment()
-  // in a commit(). `allow_inline` = false forces a file.
-  Result<std::unique_ptr<FileWriter>> new_file(bool allow_inline = true);
+  // New object data with a fresh id on the fastest tier with room for
+  // `size_hint` bytes (dirty data skips mem tiers when durable); commit it,
+  // then reference its segment() in a commit(). `allow_inline` = false forces
+  // a file. resource_exhausted when no tier has room even after evicting
+  // clean data (the cache is full of dirty, pinned or open data).
+  Result<std::unique_ptr<FileWriter>> new_file(bool allow_inline = true, uint64_t size_hint = 0, bool clean = false);
   // Removes data no record references any more (an abandoned write).
   void remove_data(const Segment& seg);
   // Pins data the caller just wrote and owns (not yet or no longer shared).
@@ -123,18 +164,69 @@ class CacheStore {
   // `keep_files` are deleted.
   Status drop_upload(const std::string& upload_id, const std::vector<uint64_t>& keep_files);
 
+  // --- objects cached by page (see PageSource) ---
+  // The page's data, if cached for this version.
+  Result<std::optional<Segment>> get_page(const std::string& bucket, const std::string& key, uint64_t version,
+                                          uint64_t page);
+  // Records a page of `version`; false (and the caller removes the data) if
+  // that version is no longer current.
+  Result<bool> put_page(const std::string& bucket, const std::string& key, uint64_t version, uint64_t page,
+                        const Segment& seg);
+  // Cached pages of a version, in order.
+  Result<std::vector<std::pair<uint64_t, Segment>>> list_pages(const std::string& bucket, const std::string& key,
+                                                              uint64_t version);
+  // Records the under store's confirmation of `version` (metadata cache).
+  Status set_checked(const std::string& bucket, const std::string& key, uint64_t version, int64_t checked_ms,
+                     const std::string& ufs_etag);
+  Result<int> open_data(const Segment& seg) const;
+  // Data kept in the index (seg.in_index).
+  Result<std::string> read_inline(const Segment& seg);
+  // Removes the record of a clean `version` (and its pages, if any); false
+  // if the key now holds another version or unpersisted data.
+  Result<bool> erase_version(const std::string& bucket, const std::string& key, uint64_t version);
+
+  // --- capacity and eviction ---
+  CacheSpace& space() { return *space_; }
+  // Never evicts objects this says are pinned. Set before start_evictor().
+  void set_pin_check(std::function<bool(const std::string& bucket, const std::string& key)> pinned);
+  // Background eviction whenever a tier passes its high watermark.
+  void start_evictor();
+  void stop_evictor();
+  // Frees up to `bytes` of clean data from `tier` (demoting it to the next
+  // tier when `demote` and there is room, else dropping it). Returns the
+  // bytes that left the tier.
+  uint64_t evict(int tier, uint64_t bytes, bool demote, const std::string& reason);
+  // Drops a clean unit (its page, or the whole object); false if it changed.
+  Result<bool> drop_unit(const CacheUnit& u);
+  // Moves a clean unit to another tier; false if it changed meanwhile.
+  Result<bool> move_unit(const CacheUnit& u, int to_tier);
+  // Drops clean data of the object (all pages or its segments). Dirty
+  // objects are refused (failed_precondition). Returns the bytes dropped.
+  Result<uint64_t> free_object(const std::string& bucket, const std::string& key, const std::string& reason);
+
+  // --- runtime path rules (pin, ttl), kept in the index ---
+  Status put_rule(const std::string& path, const std::string& json);
+  Status delete_rule(const std::string& path);
+  Result<std::vector<std::pair<std::string, std::string>>> list_rules();
+
   const ObjectFiles& files() const { return files_; }
   StoreStats stats() const;
   // Dirty objects and bytes of one bucket.
   StoreStats bucket_stats(const std::string& bucket) const;
 
  private:
-  CacheStore(std::string dir, std::unique_ptr<KvIndex> index, bool durable, size_t inline_max);
+  CacheStore(const StoreOptions& o, std::unique_ptr<KvIndex> index);
   Result<std::vector<ReadHandle::Piece>> open_pieces(const ObjectMeta& m);
+  Status rebuild_space();
+  void track_object(const std::string& bucket, const std::string& key, const ObjectMeta& m);
+  void drop_pages(const std::string& bucket, const std::string& key, uint64_t version);
+  Result<Segment> copy_data(const Segment& seg, int to_tier);
+  void evictor_loop();
   Status load_sequence();
   uint64_t next_id();
   std::mutex& key_lock(const std::string& bucket, const std::string& key);
-  void remove_unshared(const ObjectMeta* old, const ObjectMeta& now);
+  void remove_unshared(const std::string& bucket, const std::string& key, const ObjectMeta* old,
+                       const ObjectMeta& now);
   void account(const std::string& bucket, const ObjectMeta* old, const ObjectMeta* now);
 
   ObjectFiles files_;
@@ -149,6 +241,13 @@ class CacheStore {
   std::atomic<int64_t> dirty_bytes_{0};
   mutable std::mutex bucket_mu_;
   std::map<std::string, std::pair<int64_t, int64_t>> bucket_dirty_;  // objects, bytes
+  std::unique_ptr<CacheSpace> space_;
+  std::function<bool(const std::string&, const std::string&)> pinned_;
+  std::mutex evict_mu_;  // one eviction pass at a time
+  std::mutex ev_mu_;
+  std::condition_variable ev_cv_;
+  bool ev_stop_ = false;
+  std::thread evictor_;
 };
 
 bool is_dirty_state(const ObjectMeta& m);

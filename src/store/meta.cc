@@ -38,10 +38,17 @@ auto decode_with(std::string_view bytes, F f) -> Result<decltype(f(json{}))> {
 json segs_to_json(const std::vector<Segment>& segs) {
   json a = json::array();
   for (auto& s : segs) {
-    if (s.in_index) a.push_back({s.file_id, s.size, 1});
+    if (s.tier) a.push_back({s.file_id, s.size, s.in_index ? 1 : 0, s.tier});
+    else if (s.in_index) a.push_back({s.file_id, s.size, 1});
     else a.push_back({s.file_id, s.size});
   }
   return a;
+}
+
+Segment seg_from_json(const json& s) {
+  Segment g{s.at(0).get<uint64_t>(), s.at(1).get<uint64_t>(), s.size() > 2 && s.at(2).get<int>() == 1};
+  if (s.size() > 3) g.tier = s.at(3).get<uint8_t>();
+  return g;
 }
 
 }  // namespace
@@ -65,6 +72,9 @@ std::string encode(const ObjectMeta& m) {
   j["sg"] = segs_to_json(m.segments);
   if (!m.part_sizes.empty()) j["ps"] = m.part_sizes;
   if (m.expires_at_ms) j["ex"] = m.expires_at_ms;
+  if (m.page_size) j["pg"] = m.page_size;
+  if (m.checked_ms) j["ck_t"] = m.checked_ms;
+  if (!m.ufs_etag.empty()) j["ue"] = m.ufs_etag;
   auto v = json::to_msgpack(j);
   return std::string(v.begin(), v.end());
 }
@@ -86,12 +96,23 @@ Result<ObjectMeta> decode_object(std::string_view bytes) {
     m.mtime_ms = j.at("mt").get<int64_t>();
     m.state = static_cast<PersistState>(j.at("st").get<int>());
     m.park_reason = j.value("pr", "");
-    for (auto& s : j.at("sg"))
-      m.segments.push_back({s.at(0).get<uint64_t>(), s.at(1).get<uint64_t>(), s.size() > 2 && s.at(2).get<int>() == 1});
+    for (auto& s : j.at("sg")) m.segments.push_back(seg_from_json(s));
     m.part_sizes = j.value("ps", std::vector<uint64_t>{});
     m.expires_at_ms = j.value("ex", int64_t{0});
+    m.page_size = j.value("pg", uint64_t{0});
+    m.checked_ms = j.value("ck_t", int64_t{0});
+    m.ufs_etag = j.value("ue", "");
     return m;
   });
+}
+
+std::string encode(const Segment& s) {
+  auto v = json::to_msgpack(segs_to_json({s})[0]);
+  return std::string(v.begin(), v.end());
+}
+
+Result<Segment> decode_segment(std::string_view bytes) {
+  return decode_with(bytes, [](const json& j) { return seg_from_json(j); });
 }
 
 std::string encode(const UploadMeta& m) {
@@ -119,6 +140,7 @@ Result<UploadMeta> decode_upload(std::string_view bytes) {
 std::string encode(const PartMeta& m) {
   json j{{"n", m.number}, {"f", m.segment.file_id}, {"s", m.segment.size}, {"e", m.etag}, {"t", m.mtime_ms}};
   if (m.segment.in_index) j["x"] = 1;
+  if (m.segment.tier) j["tr"] = m.segment.tier;
   auto v = json::to_msgpack(j);
   return std::string(v.begin(), v.end());
 }
@@ -127,7 +149,8 @@ Result<PartMeta> decode_part(std::string_view bytes) {
   return decode_with(bytes, [](const json& j) {
     PartMeta m;
     m.number = j.at("n").get<int>();
-    m.segment = {j.at("f").get<uint64_t>(), j.at("s").get<uint64_t>(), j.value("x", 0) == 1};
+    m.segment = {j.at("f").get<uint64_t>(), j.at("s").get<uint64_t>(), j.value("x", 0) == 1,
+                 j.value("tr", uint8_t{0})};
     m.etag = j.at("e").get<std::string>();
     m.mtime_ms = j.at("t").get<int64_t>();
     return m;

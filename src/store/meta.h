@@ -21,7 +21,10 @@ struct Segment {
   uint64_t file_id = 0;
   uint64_t size = 0;
   bool in_index = false;  // small data kept in the index (key "i<id>"), not in a file
+  uint8_t tier = 0;       // cache tier holding the data (0 = the fastest)
 };
+std::string encode(const Segment& s);
+Result<Segment> decode_segment(std::string_view bytes);
 
 using Tags = std::vector<std::pair<std::string, std::string>>;
 
@@ -43,6 +46,11 @@ struct ObjectMeta {
   std::vector<Segment> segments;
   std::vector<uint64_t> part_sizes;  // multipart objects: size of each part
   int64_t expires_at_ms = 0;         // TTL; 0 = none
+  // Objects read through from the under store are cached by page: the data
+  // is in page records, not in `segments`. 0 = whole-object segments.
+  uint64_t page_size = 0;
+  int64_t checked_ms = 0;            // last time the under store confirmed this version
+  std::string ufs_etag;              // the under store's ETag of this version, once known
 };
 
 std::string encode(const ObjectMeta& m);

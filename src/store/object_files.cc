@@ -11,13 +11,16 @@
 
 #include "common/fileio.h"
 #include "common/hash.h"
+#include "store/cache_space.h"
 
 namespace reservoir::store {
 
 std::string inline_key(uint64_t id) { return fmt::format("i{:016x}", id); }
 
-FileWriter::FileWriter(const ObjectFiles& files, KvIndex* index, uint64_t id, size_t inline_max)
-    : files_(files), index_(index), id_(id), inline_max_(index ? inline_max : 0) {
+FileWriter::FileWriter(const ObjectFiles& files, KvIndex* index, uint64_t id, size_t inline_max, int tier,
+                       CacheSpace* space, uint64_t reserved)
+    : files_(files), index_(index), id_(id), inline_max_(index ? inline_max : 0), tier_(tier), space_(space),
+      reserved_(reserved) {
   auto* ctx = EVP_MD_CTX_new();
   EVP_DigestInit_ex(ctx, EVP_md5(), nullptr);
   md5_ctx_ = ctx;
@@ -27,11 +30,12 @@ FileWriter::~FileWriter() {
   if (fd_ >= 0) ::close(fd_);
   if (spilled_ && !committed_) ::unlink(tmp_path_.c_str());
   EVP_MD_CTX_free(static_cast<EVP_MD_CTX*>(md5_ctx_));
+  if (space_) space_->unreserve(tier_, reserved_);
 }
 
 Status FileWriter::spill() {
-  tmp_path_ = files_.tmp_path(id_);
-  final_path_ = files_.path(id_);
+  tmp_path_ = files_.tmp_path(id_, tier_);
+  final_path_ = files_.path(id_, tier_);
   fd_ = ::open(tmp_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd_ < 0) return errno_status("create cache file", errno);
   spilled_ = true;
@@ -67,7 +71,9 @@ Status FileWriter::commit(bool sync) {
       if (size_ == 0) return ok_status();
       KvBatch b;
       b.put(inline_key(id_), std::move(buf_));
-      return index_->write(b, false);
+      RETURN_IF_ERROR(index_->write(b, false));
+      if (space_) space_->add_data(tier_, size_);
+      return ok_status();
     }
   }
   if (sync && ::fdatasync(fd_) != 0) return errno_status("fsync cache file", errno);
@@ -75,31 +81,36 @@ Status FileWriter::commit(bool sync) {
   fd_ = -1;
   if (::rename(tmp_path_.c_str(), final_path_.c_str()) != 0) return errno_status("rename cache file", errno);
   committed_ = true;
+  if (space_) space_->add_data(tier_, size_);
   if (sync) fsync_dir(final_path_.substr(0, final_path_.rfind('/')));
   return ok_status();
 }
 
-std::string ObjectFiles::path(uint64_t id) const { return fmt::format("{}/{:02x}/{:016x}", dir_, id & 0xff, id); }
-std::string ObjectFiles::tmp_path(uint64_t id) const { return fmt::format("{}/tmp/{:016x}", dir_, id); }
+std::string ObjectFiles::path(uint64_t id, int tier) const {
+  return fmt::format("{}/{:02x}/{:016x}", dir(tier), id & 0xff, id);
+}
+std::string ObjectFiles::tmp_path(uint64_t id, int tier) const { return fmt::format("{}/tmp/{:016x}", dir(tier), id); }
 
 Status ObjectFiles::init() {
   std::error_code ec;
-  for (int i = 0; i < 256; ++i) {
-    std::string shard = fmt::format("{}/{:02x}", dir_, i);
-    std::filesystem::create_directories(shard, ec);
-    if (ec) return io_error(fmt::format("cannot create {}: {}", shard, ec.message()));
+  for (auto& d : dirs_) {
+    for (int i = 0; i < 256; ++i) {
+      std::string shard = fmt::format("{}/{:02x}", d, i);
+      std::filesystem::create_directories(shard, ec);
+      if (ec) return io_error(fmt::format("cannot create {}: {}", shard, ec.message()));
+    }
+    std::filesystem::create_directories(d + "/tmp", ec);
+    for (auto& e : std::filesystem::directory_iterator(d + "/tmp", ec)) std::filesystem::remove(e.path(), ec);
   }
-  std::filesystem::create_directories(dir_ + "/tmp", ec);
-  for (auto& e : std::filesystem::directory_iterator(dir_ + "/tmp", ec)) std::filesystem::remove(e.path(), ec);
   return ok_status();
 }
 
-Result<int> ObjectFiles::open(uint64_t id) const {
-  int fd = ::open(path(id).c_str(), O_RDONLY | O_CLOEXEC);
+Result<int> ObjectFiles::open(uint64_t id, int tier) const {
+  int fd = ::open(path(id, tier).c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return errno_status("open cache file", errno);
   return fd;
 }
 
-void ObjectFiles::remove(uint64_t id) const { ::unlink(path(id).c_str()); }
+void ObjectFiles::remove(uint64_t id, int tier) const { ::unlink(path(id, tier).c_str()); }
 
 }  // namespace reservoir::store

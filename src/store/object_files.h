@@ -1,6 +1,6 @@
-// Object data of one cache directory, by internal id (never by key).
+// Object data of the cache tiers, by internal id (never by key).
 //
-// Large data lives in files <dir>/<id % 256 as 2 hex>/<id as 16 hex>, written
+// Large data lives in files <tier dir>/<id % 256 as 2 hex>/<id as 16 hex>, written
 // under a temporary name and renamed into place when complete, so a file with
 // its final name is always whole. Data up to `inline_max` bytes is kept in the
 // index instead (key "i<id>"): its durability then comes with the synced
@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "common/status.h"
 #include "store/index.h"
@@ -19,12 +20,16 @@
 namespace reservoir::store {
 
 class ObjectFiles;
+class CacheSpace;
 
 // Writes one piece of object data. Not thread-safe; owned by one writer at a
 // time. Dropped without commit(), nothing remains.
 class FileWriter {
  public:
-  FileWriter(const ObjectFiles& files, KvIndex* index, uint64_t id, size_t inline_max);
+  // `space`, when given, holds `reserved` bytes on `tier` for this writer
+  // (released when the writer goes) and counts the data once committed.
+  FileWriter(const ObjectFiles& files, KvIndex* index, uint64_t id, size_t inline_max, int tier = 0,
+             CacheSpace* space = nullptr, uint64_t reserved = 0);
   ~FileWriter();
   FileWriter(const FileWriter&) = delete;
   FileWriter& operator=(const FileWriter&) = delete;
@@ -38,7 +43,8 @@ class FileWriter {
   uint64_t size() const { return size_; }
   uint32_t crc32c() const { return crc_; }
   bool in_index() const { return fd_ < 0 && !spilled_; }
-  Segment segment() const { return {id_, size_, in_index()}; }
+  Segment segment() const { return {id_, size_, in_index(), static_cast<uint8_t>(tier_)}; }
+  int tier() const { return tier_; }
   // MD5 of everything appended, raw 16 bytes. Call once, after the last append.
   std::string md5();
 
@@ -57,23 +63,28 @@ class FileWriter {
   uint32_t crc_ = 0;
   void* md5_ctx_;
   bool committed_ = false;
+  int tier_;
+  CacheSpace* space_;
+  uint64_t reserved_;
 };
 
 class ObjectFiles {
  public:
-  explicit ObjectFiles(std::string dir) : dir_(std::move(dir)) {}
+  // One directory per tier, the fastest first.
+  explicit ObjectFiles(std::vector<std::string> dirs) : dirs_(std::move(dirs)) {}
   // Creates the shard directories and clears temporary leftovers of a crash.
   Status init();
   // Opens for reading; the open descriptor keeps the bytes readable even if
   // the file is removed meanwhile.
-  Result<int> open(uint64_t id) const;
-  void remove(uint64_t id) const;
-  std::string path(uint64_t id) const;
-  std::string tmp_path(uint64_t id) const;
-  const std::string& dir() const { return dir_; }
+  Result<int> open(uint64_t id, int tier = 0) const;
+  void remove(uint64_t id, int tier = 0) const;
+  std::string path(uint64_t id, int tier = 0) const;
+  std::string tmp_path(uint64_t id, int tier = 0) const;
+  const std::string& dir(int tier = 0) const { return dirs_[static_cast<size_t>(tier)]; }
+  int tiers() const { return static_cast<int>(dirs_.size()); }
 
  private:
-  std::string dir_;
+  std::vector<std::string> dirs_;
 };
 
 // Index key of data kept in the index.

@@ -1,0 +1,180 @@
+// Reads: the cached record, checked against the under store when the
+// mount's metadata_ttl says so, and objects read through by page.
+#include <fmt/format.h>
+
+#include "common/log.h"
+#include "s3/engine.h"
+#include "s3/errors.h"
+#include "s3/names.h"
+
+namespace reservoir::s3 {
+
+using store::ObjectMeta;
+using store::PersistState;
+
+bool expired(const ObjectMeta& m, const ns::EffectivePolicy& p) {
+  int64_t now = store::now_ms();
+  if (m.expires_at_ms && m.expires_at_ms <= now) return true;
+  return p.ttl && p.ttl_action == TtlAction::del && m.mtime_ms + p.ttl->count() <= now;
+}
+
+namespace {
+
+Status no_such_key() { return s3_error("NoSuchKey"); }
+
+// Only data the under store holds can change behind Reservoir's back.
+bool needs_check(const ObjectMeta& m, const ns::EffectivePolicy& p) {
+  if (m.state != PersistState::persisted || !p.metadata_ttl) return false;
+  return store::now_ms() - m.checked_ms >= p.metadata_ttl->count();
+}
+
+// The fingerprint: size and the under store's ETag. For an object written
+// through Reservoir the under store's ETag is learnt at the first check
+// (multipart uploads to S3 get an ETag of their own).
+bool same_object(const ObjectMeta& m, const ufs::ObjectInfo& info) {
+  if (m.size != info.size) return false;
+  const std::string& known = m.page_size ? m.etag : m.ufs_etag;
+  if (!known.empty() && !info.etag.empty() && known != info.etag) return false;
+  if (m.page_size && m.mtime_ms && info.mtime_ms && m.mtime_ms != info.mtime_ms) return false;
+  return true;
+}
+
+ObjectMeta from_info(const ufs::ObjectInfo& info, uint64_t page_size) {
+  ObjectMeta m;
+  m.size = info.size;
+  m.etag = info.etag;
+  m.content_type = info.content_type.empty() ? "binary/octet-stream" : info.content_type;
+  m.headers = info.headers;
+  m.user_meta = info.user_meta;
+  m.tags = info.tags;
+  m.mtime_ms = info.mtime_ms;
+  m.state = PersistState::persisted;
+  m.page_size = page_size;
+  m.checked_ms = store::now_ms();
+  m.ufs_etag = info.etag;
+  return m;
+}
+
+// Marks an object as being read for as long as a handle holds it.
+struct ReaderToken {
+  store::CacheSpace* space;
+  std::string bucket, key;
+  ReaderToken(store::CacheSpace* s, std::string b, std::string k) : space(s), bucket(std::move(b)), key(std::move(k)) {
+    space->add_reader(bucket, key);
+  }
+  ~ReaderToken() { space->remove_reader(bucket, key); }
+};
+
+}  // namespace
+
+void Engine::expire(const std::string& bucket, const std::string& key, const ObjectMeta& m) {
+  // Past its TTL (action delete): gone for readers now, everywhere soon.
+  if (m.state == PersistState::transient) (void)store_.erase(bucket, key);
+  else (void)delete_object(bucket, key);
+}
+
+Result<std::optional<ObjectMeta>> Engine::current(const std::string& bucket, const std::string& key,
+                                                  const ns::Resolved& where) {
+  ufs::UnderStore& u = *where.mount->store;
+  for (int attempt = 0; attempt < 4; ++attempt) {
+    auto cur = store_.get(bucket, key);
+    if (!cur.ok()) return cur.status();
+    if (cur.value()) {
+      const ObjectMeta& m = *cur.value();
+      if (m.deleted) return std::optional<ObjectMeta>();
+      if (expired(m, where.policy)) {
+        expire(bucket, key, m);
+        return std::optional<ObjectMeta>();
+      }
+      if (!needs_check(m, where.policy)) return cur.value();
+      auto info = u.head(where.ufs_path);
+      if (!info.ok() && info.status().code() != Code::not_found) {
+        // Never serve past the TTL what cannot be confirmed.
+        if (info.status().retryable())
+          return s3_error("ServiceUnavailable", "The under store cannot confirm the cached copy: " +
+                                                    info.status().message());
+        return info.status();
+      }
+      if (info.ok() && same_object(m, *info)) {
+        (void)store_.set_checked(bucket, key, m.version, store::now_ms(), m.page_size ? "" : info->etag);
+        return cur.value();
+      }
+      // Changed or removed behind Reservoir's back: the cached copy is stale.
+      auto gone = store_.erase_version(bucket, key, m.version);
+      if (!gone.ok()) return gone.status();
+      if (*gone) {
+        ++stale_drops_;
+        LOG_INFO("{}/{} changed in the under store; dropped the cached copy", bucket, key);
+      }
+      continue;
+    }
+    if (!u.check_path(where.ufs_path).ok()) return std::optional<ObjectMeta>();
+    auto info = u.head(where.ufs_path);
+    if (!info.ok()) {
+      if (info.status().code() == Code::not_found || info.status().code() == Code::invalid_argument)
+        return std::optional<ObjectMeta>();
+      return info.status();
+    }
+    // Cache the under store's answer (metadata only; pages come on demand).
+    auto ins = store_.commit_if_absent(bucket, key, from_info(*info, config_.cache.page_size));
+    if (!ins.ok()) return ins.status();
+  }
+  return unavailable("the object keeps changing; retry");
+}
+
+Result<store::ReadHandle> Engine::open_object(const std::string& bucket, const std::string& key) {
+  RETURN_IF_ERROR(validate_key(key));
+  RETURN_IF_ERROR(bucket_exists(bucket));
+  auto where = ns_.resolve(bucket, key);
+  if (!where.ok()) return where.status();
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    auto m = current(bucket, key, *where);
+    if (!m.ok()) return m.status();
+    if (!m.value()) return no_such_key();
+    auto token = std::make_shared<ReaderToken>(&store_.space(), bucket, key);
+    if (m.value()->page_size) {
+      PagedObject o{bucket, key, m.value()->version, m.value()->size, m.value()->page_size,
+                    where->mount->store.get(), where->ufs_path, where->policy.read_type};
+      store::ReadHandle h(std::move(*m.value()), reads_->open(o));
+      h.hold(std::move(token));
+      return h;
+    }
+    auto h = store_.open(bucket, key);
+    if (!h.ok()) {
+      if (h.status().code() == Code::not_found) continue;  // changed between the two look-ups
+      // Data of a clean object lost (e.g. a crash before the OS wrote it):
+      // drop the record and read it through again.
+      if (m.value()->state == PersistState::persisted) {
+        LOG_WARN("{}/{}: {}; reading it from the under store again", bucket, key, h.status().message());
+        (void)store_.erase_version(bucket, key, m.value()->version);
+        continue;
+      }
+      return h.status();
+    }
+    reads_->count_object_hit();
+    store_.space().touch(bucket, key, -1);
+    const auto& segs = h->meta().segments;
+    if (where->policy.read_type == ReadType::promote && !segs.empty() && segs.front().tier > 0 &&
+        h->meta().state == PersistState::persisted) {
+      uint64_t bytes = 0;
+      for (auto& s : segs) bytes += s.size;
+      reads_->promote({bucket, key, h->meta().version, -1, segs.front().tier, bytes});
+    }
+    h->hold(std::move(token));
+    return h;
+  }
+  return unavailable("the object keeps changing; retry");
+}
+
+Result<ObjectMeta> Engine::head_object(const std::string& bucket, const std::string& key) {
+  RETURN_IF_ERROR(validate_key(key));
+  RETURN_IF_ERROR(bucket_exists(bucket));
+  auto where = ns_.resolve(bucket, key);
+  if (!where.ok()) return where.status();
+  auto m = current(bucket, key, *where);
+  if (!m.ok()) return m.status();
+  if (!m.value()) return no_such_key();
+  return std::move(*m.value());
+}
+
+}  // namespace reservoir::s3

@@ -1,0 +1,309 @@
+#include "s3/read_through.h"
+
+#include <unistd.h>
+
+#include <cstring>
+
+#include <fmt/format.h>
+
+#include "common/log.h"
+
+namespace reservoir::s3 {
+
+namespace {
+
+uint64_t page_count(const PagedObject& o) { return (o.size + o.page_size - 1) / o.page_size; }
+uint64_t page_len(const PagedObject& o, uint64_t page) {
+  return std::min<uint64_t>(o.page_size, o.size - page * o.page_size);
+}
+
+// Reads a version page by page through a ReadThrough. One reader at a time
+// (the handle that owns it); the current page stays open between calls.
+class PageSourceImpl : public store::PageSource {
+ public:
+  PageSourceImpl(ReadThrough& rt, PagedObject obj) : rt_(rt), obj_(std::move(obj)) {}
+  ~PageSourceImpl() override { release(); }
+
+  Result<size_t> pread(uint64_t offset, char* buf, size_t n) override {
+    std::lock_guard lk(mu_);
+    if (offset >= obj_.size || n == 0) return size_t{0};
+    uint64_t page = offset / obj_.page_size;
+    if (static_cast<int64_t>(page) != cur_) {
+      release();
+      uint64_t end_page = (std::min(hint_end_, obj_.size) + obj_.page_size - 1) / obj_.page_size;
+      end_page = std::max(end_page, page + 1);
+      uint64_t ahead = std::min(end_page, page + 1 + static_cast<uint64_t>(rt_.config().readahead_pages));
+      uint64_t len = 0;
+      auto d = rt_.read_page_data(obj_, page, ahead, &fd_, &len);
+      if (!d.ok()) return d.status();
+      mem_ = std::move(d.value());
+      cur_ = static_cast<int64_t>(page);
+      if (ahead > page + 1) rt_.prefetch(obj_, page + 1, ahead);
+    }
+    uint64_t in_page = offset - page * obj_.page_size;
+    uint64_t plen = page_len(obj_, page);
+    size_t want = static_cast<size_t>(std::min<uint64_t>(n, plen - in_page));
+    if (mem_) {
+      if (mem_->size() != plen) return io_error("cached page has the wrong size");
+      std::memcpy(buf, mem_->data() + in_page, want);
+      return want;
+    }
+    ssize_t r;
+    do { r = ::pread(fd_, buf, want, static_cast<off_t>(in_page)); } while (r < 0 && errno == EINTR);
+    if (r < 0) return errno_status("read cached page", errno);
+    if (r == 0) return io_error("cached page shorter than its record");
+    return static_cast<size_t>(r);
+  }
+
+  void hint(uint64_t first, uint64_t length) override {
+    std::lock_guard lk(mu_);
+    hint_end_ = length == UINT64_MAX ? UINT64_MAX : first + length;
+  }
+
+ private:
+  void release() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+    mem_.reset();
+    cur_ = -1;
+  }
+
+  ReadThrough& rt_;
+  PagedObject obj_;
+  std::mutex mu_;
+  uint64_t hint_end_ = UINT64_MAX;
+  int64_t cur_ = -1;
+  int fd_ = -1;
+  std::shared_ptr<const std::string> mem_;
+};
+
+}  // namespace
+
+ReadThrough::ReadThrough(store::CacheStore& store, const CacheConfig& config, int fetch_threads)
+    : store_(store), config_(config) {
+  for (int i = 0; i < fetch_threads; ++i) workers_.emplace_back([this] { worker(); });
+}
+
+ReadThrough::~ReadThrough() {
+  {
+    std::lock_guard lk(q_mu_);
+    stop_ = true;
+  }
+  q_cv_.notify_all();
+  for (auto& t : workers_) t.join();
+}
+
+void ReadThrough::submit(std::function<void()> job) {
+  {
+    std::lock_guard lk(q_mu_);
+    queue_.push_back(std::move(job));
+  }
+  q_cv_.notify_one();
+}
+
+void ReadThrough::worker() {
+  for (;;) {
+    std::function<void()> job;
+    {
+      std::unique_lock lk(q_mu_);
+      q_cv_.wait(lk, [&] { return stop_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stopping and drained
+      job = std::move(queue_.front());
+      queue_.pop_front();
+    }
+    job();
+  }
+}
+
+std::shared_ptr<store::PageSource> ReadThrough::open(const PagedObject& obj) {
+  return std::make_shared<PageSourceImpl>(*this, obj);
+}
+
+std::string ReadThrough::flight_key(const PagedObject& obj, uint64_t page) const {
+  return fmt::format("{}{}{}{}{:x}/{:x}", obj.bucket, '\0', obj.key, '\0', obj.version, page);
+}
+
+ReadStats ReadThrough::stats() const {
+  return {page_hits_.load(), page_misses_.load(), object_hits_.load(), backend_bytes_.load(), uncached_bytes_.load(),
+          promotions_.load()};
+}
+
+Result<std::shared_ptr<const std::string>> ReadThrough::read_page_data(const PagedObject& obj, uint64_t page,
+                                                                       uint64_t ahead_to, int* fd_out,
+                                                                       uint64_t* fd_len) {
+  *fd_out = -1;
+  for (int attempt = 0; attempt < 4; ++attempt) {
+    auto seg = store_.get_page(obj.bucket, obj.key, obj.version, page);
+    if (!seg.ok()) return seg.status();
+    if (seg.value()) {
+      const store::Segment& s = *seg.value();
+      std::shared_ptr<const std::string> data;
+      if (s.in_index) {
+        auto d = store_.read_inline(s);
+        if (d.ok()) data = std::make_shared<const std::string>(std::move(d.value()));
+      } else {
+        auto fd = store_.open_data(s);
+        if (fd.ok()) *fd_out = *fd;
+      }
+      if (data || *fd_out >= 0) {
+        ++page_hits_;
+        store_.space().touch(obj.bucket, obj.key, static_cast<int64_t>(page));
+        if (obj.read_type == ReadType::promote && s.tier > 0)
+          promote({obj.bucket, obj.key, obj.version, static_cast<int64_t>(page), s.tier, s.size});
+        *fd_len = s.size;
+        return data;
+      }
+      // The record outlived its data (a crash before the data was written
+      // back by the OS): forget it and fetch the page again.
+      LOG_WARN("cached page {} of {}/{} is unreadable; fetching it again", page, obj.bucket, obj.key);
+      store::CacheUnit u{obj.bucket, obj.key, obj.version, static_cast<int64_t>(page), s.tier, s.size};
+      (void)store_.drop_unit(u);
+      continue;
+    }
+    std::shared_ptr<Flight> f;
+    {
+      std::lock_guard lk(mu_);
+      auto it = flights_.find(flight_key(obj, page));
+      if (it != flights_.end()) f = it->second;
+    }
+    if (!f) {
+      auto run = claim_run(obj, page, std::max(ahead_to, page + 1));
+      if (run.empty()) continue;  // someone else just started it
+      f = run.front().second;
+      submit([this, obj, run] { fetch_run(obj, run); });
+    }
+    std::unique_lock lk(f->mu);
+    f->cv.wait(lk, [&] { return f->done; });
+    if (!f->status.ok()) return f->status;
+    return f->data;
+  }
+  return unavailable("page " + std::to_string(page) + " keeps changing");
+}
+
+std::vector<std::pair<uint64_t, std::shared_ptr<ReadThrough::Flight>>> ReadThrough::claim_run(const PagedObject& obj,
+                                                                                             uint64_t first,
+                                                                                             uint64_t to) {
+  std::vector<std::pair<uint64_t, std::shared_ptr<Flight>>> run;
+  to = std::min(to, page_count(obj));
+  for (uint64_t p = first; p < to; ++p) {
+    if (p != first) {
+      auto seg = store_.get_page(obj.bucket, obj.key, obj.version, p);
+      if (!seg.ok() || seg.value()) break;
+    }
+    std::lock_guard lk(mu_);
+    auto [it, fresh] = flights_.try_emplace(flight_key(obj, p));
+    if (!fresh) break;
+    it->second = std::make_shared<Flight>();
+    run.emplace_back(p, it->second);
+  }
+  return run;
+}
+
+void ReadThrough::prefetch(const PagedObject& obj, uint64_t from, uint64_t to) {
+  to = std::min(to, page_count(obj));
+  for (uint64_t p = from; p < to; ++p) {
+    {
+      std::lock_guard lk(mu_);
+      if (flights_.count(flight_key(obj, p))) continue;
+    }
+    auto seg = store_.get_page(obj.bucket, obj.key, obj.version, p);
+    if (!seg.ok() || seg.value()) continue;
+    auto run = claim_run(obj, p, to);
+    if (run.empty()) continue;
+    p = run.back().first;
+    submit([this, obj, run] { fetch_run(obj, run); });
+  }
+}
+
+void ReadThrough::finish(const PagedObject& obj, uint64_t page, const std::shared_ptr<Flight>& f, Status st,
+                         std::shared_ptr<const std::string> data) {
+  {
+    std::lock_guard lk(mu_);
+    auto it = flights_.find(flight_key(obj, page));
+    if (it != flights_.end() && it->second == f) flights_.erase(it);
+  }
+  {
+    std::lock_guard lk(f->mu);
+    f->done = true;
+    f->status = std::move(st);
+    f->data = std::move(data);
+  }
+  f->cv.notify_all();
+}
+
+void ReadThrough::fetch_run(const PagedObject& obj,
+                            const std::vector<std::pair<uint64_t, std::shared_ptr<Flight>>>& run) {
+  uint64_t off = run.front().first * obj.page_size;
+  uint64_t end = std::min(obj.size, (run.back().first + 1) * obj.page_size);
+  size_t done = 0;
+  auto fail_rest = [&](const Status& st) {
+    for (size_t i = done; i < run.size(); ++i) finish(obj, run[i].first, run[i].second, st, nullptr);
+  };
+  auto src = obj.ufs->get(obj.ufs_path, off, end - off);
+  if (!src.ok()) {
+    Status st = src.status();
+    if (st.code() == Code::not_found) st = unavailable("the object vanished from the under store: " + st.message());
+    fail_rest(st);
+    return;
+  }
+  for (; done < run.size(); ++done) {
+    auto [page, flight] = run[done];
+    uint64_t plen = page_len(obj, page);
+    auto data = std::make_shared<std::string>();
+    data->resize(plen);
+    uint64_t got = 0;
+    while (got < plen) {
+      auto n = (*src)->read(data->data() + got, static_cast<size_t>(plen - got));
+      if (!n.ok()) {
+        fail_rest(n.status());
+        return;
+      }
+      if (*n == 0) {
+        fail_rest(unavailable("the object changed in the under store while it was read (shorter than its size)"));
+        return;
+      }
+      got += *n;
+    }
+    backend_bytes_ += plen;
+    ++page_misses_;
+    bool kept = false;
+    if (obj.read_type != ReadType::no_cache) {
+      auto file = store_.new_file(true, plen, true);
+      if (file.ok() && (*file)->append(data->data(), plen).ok() && (*file)->commit(false).ok()) {
+        store::Segment seg = (*file)->segment();
+        auto put = store_.put_page(obj.bucket, obj.key, obj.version, page, seg);
+        if (put.ok() && *put) kept = true;
+        else store_.remove_data(seg);
+      }
+    }
+    if (!kept) uncached_bytes_ += plen;
+    finish(obj, page, flight, ok_status(), std::move(data));
+  }
+}
+
+Result<uint64_t> ReadThrough::load(const PagedObject& obj) {
+  uint64_t pages = page_count(obj);
+  constexpr uint64_t kRun = 16;
+  for (uint64_t p = 0; p < pages; ++p) {
+    int fd = -1;
+    uint64_t len = 0;
+    auto d = read_page_data(obj, p, std::min(pages, p + kRun), &fd, &len);
+    if (fd >= 0) ::close(fd);
+    if (!d.ok()) return d.status();
+  }
+  return obj.size;
+}
+
+void ReadThrough::promote(const store::CacheUnit& u) {
+  submit([this, u] {
+    int to = store_.space().reserve(u.bytes, true, 0);
+    if (to < 0) return;
+    if (to < u.tier) {
+      auto r = store_.move_unit(u, to);
+      if (r.ok() && *r) ++promotions_;
+    }
+    store_.space().unreserve(to, u.bytes);
+  });
+}
+
+}  // namespace reservoir::s3

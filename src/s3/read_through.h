@@ -1,0 +1,104 @@
+// Read-through by page: objects of the under store are fetched and cached in
+// pages of `page_size` bytes, on demand. Concurrent readers of a missing page
+// wait for one fetch (single flight); a contiguous run of missing pages is
+// fetched with one ranged request, on a pool of fetch threads, so a reader is
+// served each page as soon as it has arrived while the rest of the run is
+// still coming (streaming), and pages ahead of a sequential reader are
+// fetched before it asks (read-ahead).
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/config.h"
+#include "store/cache_store.h"
+#include "ufs/ufs.h"
+
+namespace reservoir::s3 {
+
+struct ReadStats {
+  uint64_t page_hits = 0;
+  uint64_t page_misses = 0;       // pages fetched from the under store
+  uint64_t object_hits = 0;       // opens of objects held whole in the cache
+  uint64_t backend_bytes = 0;     // bytes read from under stores
+  uint64_t uncached_bytes = 0;    // fetched bytes not kept (no room, or no-cache)
+  uint64_t promotions = 0;
+};
+
+// What a page source reads: one version of one object.
+struct PagedObject {
+  std::string bucket, key;
+  uint64_t version = 0;
+  uint64_t size = 0;
+  uint64_t page_size = 0;
+  ufs::UnderStore* ufs = nullptr;  // owned by the namespace
+  std::string ufs_path;
+  ReadType read_type = ReadType::cache;
+};
+
+class ReadThrough {
+ public:
+  ReadThrough(store::CacheStore& store, const CacheConfig& config, int fetch_threads = 16);
+  ~ReadThrough();
+
+  // A source of the object's bytes, from cached pages or fetched.
+  std::shared_ptr<store::PageSource> open(const PagedObject& obj);
+  // Fetches every missing page of the object (reservoir load). Returns the
+  // bytes fetched from the under store.
+  Result<uint64_t> load(const PagedObject& obj);
+  // Moves a cached unit to the fastest tier in the background.
+  void promote(const store::CacheUnit& u);
+
+  ReadStats stats() const;
+  void count_object_hit() { ++object_hits_; }
+
+  // --- used by page sources ---
+  struct Flight {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool done = false;
+    Status status;
+    std::shared_ptr<const std::string> data;  // the page's bytes
+  };
+  // The page's bytes: from the cache, or fetched once for all readers.
+  // `ahead_to` (exclusive page) lets one fetch cover the pages after it.
+  Result<std::shared_ptr<const std::string>> read_page_data(const PagedObject& obj, uint64_t page,
+                                                            uint64_t ahead_to, int* fd_out, uint64_t* fd_len);
+  // Starts fetches of missing pages in [from, to) without waiting.
+  void prefetch(const PagedObject& obj, uint64_t from, uint64_t to);
+  const CacheConfig& config() const { return config_; }
+
+ private:
+  std::string flight_key(const PagedObject& obj, uint64_t page) const;
+  // Registers flights for the missing pages from `first` (which must be
+  // missing) up to `to`, stopping at the first page cached or in flight.
+  std::vector<std::pair<uint64_t, std::shared_ptr<Flight>>> claim_run(const PagedObject& obj, uint64_t first,
+                                                                      uint64_t to);
+  void fetch_run(const PagedObject& obj, const std::vector<std::pair<uint64_t, std::shared_ptr<Flight>>>& run);
+  void finish(const PagedObject& obj, uint64_t page, const std::shared_ptr<Flight>& f, Status st,
+              std::shared_ptr<const std::string> data);
+  void submit(std::function<void()> job);
+  void worker();
+
+  store::CacheStore& store_;
+  CacheConfig config_;
+  std::mutex mu_;
+  std::map<std::string, std::shared_ptr<Flight>> flights_;
+  std::mutex q_mu_;
+  std::condition_variable q_cv_;
+  std::deque<std::function<void()>> queue_;
+  bool stop_ = false;
+  std::vector<std::thread> workers_;
+  std::atomic<uint64_t> page_hits_{0}, page_misses_{0}, object_hits_{0}, backend_bytes_{0}, uncached_bytes_{0},
+      promotions_{0};
+};
+
+}  // namespace reservoir::s3

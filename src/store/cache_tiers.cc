@@ -1,0 +1,442 @@
+// The cache store's pages, tiers and eviction (see cache_store.h).
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <set>
+
+#include <fmt/format.h>
+
+#include "common/fileio.h"
+#include "common/log.h"
+#include "store/cache_store.h"
+#include "store/keys.h"
+
+namespace reservoir::store {
+
+using namespace keys;
+
+namespace {
+
+bool clean_whole(const ObjectMeta& m) {
+  return !m.deleted && m.state == PersistState::persisted && m.page_size == 0 && !m.segments.empty();
+}
+
+uint64_t data_bytes(const ObjectMeta& m) {
+  uint64_t n = 0;
+  for (auto& s : m.segments) n += s.size;
+  return n;
+}
+
+// bucket, key, version, page of a page record's index key.
+struct PageKey {
+  std::string bucket, key;
+  uint64_t version = 0, page = 0;
+};
+std::optional<PageKey> parse_page_key(std::string_view k) {
+  k.remove_prefix(1);
+  auto z1 = k.find('\0');
+  if (z1 == std::string_view::npos) return std::nullopt;
+  auto z2 = k.find('\0', z1 + 1);
+  if (z2 == std::string_view::npos || k.size() - z2 - 1 != 26) return std::nullopt;
+  PageKey p;
+  p.bucket = std::string(k.substr(0, z1));
+  p.key = std::string(k.substr(z1 + 1, z2 - z1 - 1));
+  p.version = std::stoull(std::string(k.substr(z2 + 1, 16)), nullptr, 16);
+  p.page = std::stoull(std::string(k.substr(z2 + 17, 10)), nullptr, 16);
+  return p;
+}
+
+}  // namespace
+
+void CacheStore::track_object(const std::string& bucket, const std::string& key, const ObjectMeta& m) {
+  if (clean_whole(m))
+    space_->track({bucket, key, m.version, -1, m.segments.front().tier, data_bytes(m)});
+  else
+    space_->untrack(bucket, key, -1);
+}
+
+Status CacheStore::rebuild_space() {
+  std::set<uint64_t> seen;
+  Status inner;
+  Status st = index_->scan("o", "p", [&](std::string_view k, std::string_view v) {
+    auto m = decode_object(v);
+    if (!m.ok()) {
+      inner = m.status();
+      return false;
+    }
+    for (auto& s : m->segments)
+      if (seen.insert(s.file_id).second) space_->add_data(s.tier, s.size);
+    auto [b, key] = split_bk(k.substr(1));
+    track_object(b, key, *m);
+    return true;
+  });
+  RETURN_IF_ERROR(st);
+  RETURN_IF_ERROR(inner);
+  st = index_->scan("g", "h", [&](std::string_view k, std::string_view v) {
+    auto p = parse_page_key(k);
+    auto seg = decode_segment(v);
+    if (!p || !seg.ok()) return true;
+    space_->add_data(seg->tier, seg->size);
+    space_->track({p->bucket, p->key, p->version, static_cast<int64_t>(p->page), seg->tier, seg->size});
+    return true;
+  });
+  RETURN_IF_ERROR(st);
+  return index_->scan("p", "q", [&](std::string_view, std::string_view v) {
+    auto p = decode_part(v);
+    if (p.ok() && seen.insert(p->segment.file_id).second) space_->add_data(p->segment.tier, p->segment.size);
+    return true;
+  });
+}
+
+// --- pages ---
+
+Result<std::optional<Segment>> CacheStore::get_page(const std::string& bucket, const std::string& key,
+                                                    uint64_t version, uint64_t page) {
+  auto v = index_->get(page_key(bucket, key, version, page));
+  if (!v.ok()) return v.status();
+  if (!v.value()) return std::optional<Segment>();
+  auto s = decode_segment(*v.value());
+  if (!s.ok()) return s.status();
+  return std::optional<Segment>(*s);
+}
+
+Result<bool> CacheStore::put_page(const std::string& bucket, const std::string& key, uint64_t version,
+                                  uint64_t page, const Segment& seg) {
+  std::lock_guard lk(key_lock(bucket, key));
+  auto cur = get(bucket, key);
+  if (!cur.ok()) return cur.status();
+  if (!cur.value() || cur.value()->version != version || cur.value()->deleted || !cur.value()->page_size)
+    return false;
+  auto existing = index_->get(page_key(bucket, key, version, page));
+  if (!existing.ok()) return existing.status();
+  if (existing.value()) return false;  // fetched twice: keep the first
+  KvBatch b;
+  b.put(page_key(bucket, key, version, page), encode(seg));
+  // Clean data: after a crash it is fetched again if lost.
+  RETURN_IF_ERROR(index_->write(b, false));
+  space_->track({bucket, key, version, static_cast<int64_t>(page), seg.tier, seg.size});
+  return true;
+}
+
+Result<std::vector<std::pair<uint64_t, Segment>>> CacheStore::list_pages(const std::string& bucket,
+                                                                        const std::string& key, uint64_t version) {
+  std::vector<std::pair<uint64_t, Segment>> out;
+  std::string pre = page_prefix(bucket, key, version);
+  Status st = index_->scan(pre, prefix_end(pre), [&](std::string_view k, std::string_view v) {
+    auto p = parse_page_key(k);
+    auto s = decode_segment(v);
+    if (p && s.ok()) out.emplace_back(p->page, *s);
+    return true;
+  });
+  RETURN_IF_ERROR(st);
+  return out;
+}
+
+void CacheStore::drop_pages(const std::string& bucket, const std::string& key, uint64_t version) {
+  auto pages = list_pages(bucket, key, version);
+  if (!pages.ok() || pages->empty()) return;
+  KvBatch b;
+  for (auto& [page, seg] : *pages) b.del(page_key(bucket, key, version, page));
+  if (!index_->write(b, false).ok()) return;
+  for (auto& [page, seg] : *pages) {
+    space_->untrack(bucket, key, static_cast<int64_t>(page), version);
+    remove_data(seg);
+  }
+}
+
+Result<std::string> CacheStore::read_inline(const Segment& seg) {
+  auto v = index_->get(inline_key(seg.file_id));
+  if (!v.ok()) return v.status();
+  if (!v.value() || v.value()->size() != seg.size)
+    return io_error(fmt::format("data {:x} is missing from the index", seg.file_id));
+  return std::move(*v.value());
+}
+
+Result<bool> CacheStore::erase_version(const std::string& bucket, const std::string& key, uint64_t version) {
+  std::optional<ObjectMeta> old;
+  {
+    std::lock_guard lk(key_lock(bucket, key));
+    auto cur = get(bucket, key);
+    if (!cur.ok()) return cur.status();
+    if (!cur.value() || cur.value()->version != version || cur.value()->state != PersistState::persisted)
+      return false;
+    old = std::move(cur.value());
+    KvBatch b;
+    b.del(obj_key(bucket, key));
+    RETURN_IF_ERROR(index_->write(b, durable_));
+    space_->untrack(bucket, key, -1);
+  }
+  ObjectMeta none;
+  remove_unshared(bucket, key, &*old, none);
+  return true;
+}
+
+Status CacheStore::set_checked(const std::string& bucket, const std::string& key, uint64_t version,
+                               int64_t checked_ms, const std::string& ufs_etag) {
+  std::lock_guard lk(key_lock(bucket, key));
+  auto cur = get(bucket, key);
+  if (!cur.ok()) return cur.status();
+  if (!cur.value() || cur.value()->version != version) return ok_status();
+  ObjectMeta m = std::move(*cur.value());
+  m.checked_ms = checked_ms;
+  if (!ufs_etag.empty()) m.ufs_etag = ufs_etag;
+  KvBatch b;
+  b.put(obj_key(bucket, key), encode(m));
+  return index_->write(b, false);
+}
+
+// --- eviction ---
+
+void CacheStore::set_pin_check(std::function<bool(const std::string&, const std::string&)> pinned) {
+  pinned_ = std::move(pinned);
+}
+
+void CacheStore::start_evictor() {
+  if (evictor_.joinable()) return;
+  evictor_ = std::thread([this] { evictor_loop(); });
+}
+
+void CacheStore::stop_evictor() {
+  {
+    std::lock_guard lk(ev_mu_);
+    ev_stop_ = true;
+  }
+  ev_cv_.notify_all();
+  if (evictor_.joinable()) evictor_.join();
+}
+
+void CacheStore::evictor_loop() {
+  std::unique_lock lk(ev_mu_);
+  while (!ev_stop_) {
+    ev_cv_.wait_for(lk, std::chrono::milliseconds(50));
+    if (ev_stop_) break;
+    lk.unlock();
+    for (int t = 0; t < space_->tier_count(); ++t) {
+      uint64_t ex = space_->excess(t);
+      if (ex) evict(t, ex, t + 1 < space_->tier_count(), "capacity");
+    }
+    lk.lock();
+  }
+}
+
+uint64_t CacheStore::evict(int tier, uint64_t bytes, bool demote, const std::string& reason) {
+  std::lock_guard guard(evict_mu_);
+  auto victims = space_->victims(tier, bytes, [this](const CacheUnit& u) { return !pinned_ || !pinned_(u.bucket, u.key); });
+  uint64_t freed = 0;
+  for (auto& u : victims) {
+    bool gone = false;
+    if (demote) {
+      int to = space_->reserve(u.bytes, true, tier + 1);
+      if (to >= 0) {
+        auto r = move_unit(u, to);
+        space_->unreserve(to, u.bytes);
+        if (r.ok() && *r) {
+          gone = true;
+          space_->count_eviction(tier, "demote");
+        } else if (!r.ok()) {
+          LOG_WARN("cannot demote {}/{}: {}", u.bucket, u.key, r.status().to_string());
+        }
+      }
+    }
+    if (!gone) {
+      auto r = drop_unit(u);
+      if (!r.ok() || !*r) continue;
+      space_->count_eviction(tier, reason);
+    }
+    freed += u.bytes;
+  }
+  return freed;
+}
+
+Result<Segment> CacheStore::copy_data(const Segment& seg, int to_tier) {
+  Segment out = seg;
+  out.tier = static_cast<uint8_t>(to_tier);
+  if (seg.in_index || seg.tier == to_tier) return out;
+  auto in = files_.open(seg.file_id, seg.tier);
+  if (!in.ok()) return in.status();
+  std::string tmp = files_.tmp_path(seg.file_id, to_tier);
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    ::close(*in);
+    return errno_status("create cache file", errno);
+  }
+  std::vector<char> buf(1 << 20);
+  uint64_t off = 0;
+  Status st;
+  while (off < seg.size && st.ok()) {
+    ssize_t n = ::pread(*in, buf.data(), buf.size(), static_cast<off_t>(off));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      st = n < 0 ? errno_status("read cache file", errno) : io_error("cache file shorter than its record");
+      break;
+    }
+    st = write_fully(fd, buf.data(), static_cast<size_t>(n), "cache file");
+    off += static_cast<uint64_t>(n);
+  }
+  ::close(*in);
+  if (st.ok() && durable_ && ::fdatasync(fd) != 0) st = errno_status("fsync cache file", errno);
+  ::close(fd);
+  if (st.ok() && ::rename(tmp.c_str(), files_.path(seg.file_id, to_tier).c_str()) != 0)
+    st = errno_status("rename cache file", errno);
+  if (!st.ok()) {
+    ::unlink(tmp.c_str());
+    return st;
+  }
+  space_->add_data(to_tier, seg.size);
+  return out;
+}
+
+Result<bool> CacheStore::move_unit(const CacheUnit& u, int to_tier) {
+  std::vector<Segment> from, to;
+  if (u.page < 0) {
+    auto cur = get(u.bucket, u.key);
+    if (!cur.ok()) return cur.status();
+    if (!cur.value() || cur.value()->version != u.version || !clean_whole(*cur.value())) return false;
+    from = cur.value()->segments;
+  } else {
+    auto seg = get_page(u.bucket, u.key, u.version, static_cast<uint64_t>(u.page));
+    if (!seg.ok()) return seg.status();
+    if (!seg.value()) return false;
+    from.push_back(*seg.value());
+  }
+  auto undo = [&] {
+    for (size_t i = 0; i < to.size(); ++i) {
+      if (to[i].tier == from[i].tier) continue;
+      space_->remove_data(to[i].tier, to[i].size);
+      if (!to[i].in_index) files_.remove(to[i].file_id, to[i].tier);
+    }
+  };
+  for (auto& s : from) {
+    if (s.in_index) space_->add_data(to_tier, s.size);
+    auto c = copy_data(s, to_tier);
+    if (!c.ok()) {
+      undo();
+      return c.status();
+    }
+    to.push_back(*c);
+  }
+  {
+    std::lock_guard lk(key_lock(u.bucket, u.key));
+    auto cur = get(u.bucket, u.key);
+    bool same = cur.ok() && cur.value() && cur.value()->version == u.version;
+    KvBatch b;
+    if (same && u.page < 0 && clean_whole(*cur.value()) && cur.value()->segments.size() == to.size()) {
+      ObjectMeta m = *cur.value();
+      m.segments = to;
+      b.put(obj_key(u.bucket, u.key), encode(m));
+    } else if (same && u.page >= 0) {
+      auto seg = get_page(u.bucket, u.key, u.version, static_cast<uint64_t>(u.page));
+      if (!seg.ok() || !seg.value() || seg.value()->file_id != from[0].file_id) same = false;
+      else b.put(page_key(u.bucket, u.key, u.version, static_cast<uint64_t>(u.page)), encode(to[0]));
+    } else {
+      same = false;
+    }
+    if (same && !index_->write(b, durable_).ok()) same = false;
+    if (!same) {
+      undo();
+      return false;
+    }
+    CacheUnit moved = u;
+    moved.tier = to_tier;
+    space_->track(moved);
+  }
+  for (auto& s : from) {
+    if (s.tier == to_tier) continue;
+    space_->remove_data(s.tier, s.size);
+    if (!s.in_index) files_.remove(s.file_id, s.tier);
+  }
+  return true;
+}
+
+Result<bool> CacheStore::drop_unit(const CacheUnit& u) {
+  if (u.page >= 0) {
+    std::optional<Segment> seg;
+    {
+      std::lock_guard lk(key_lock(u.bucket, u.key));
+      auto s = get_page(u.bucket, u.key, u.version, static_cast<uint64_t>(u.page));
+      if (!s.ok()) return s.status();
+      if (!s.value()) {
+        space_->untrack(u.bucket, u.key, u.page, u.version);
+        return false;
+      }
+      seg = *s.value();
+      KvBatch b;
+      b.del(page_key(u.bucket, u.key, u.version, static_cast<uint64_t>(u.page)));
+      RETURN_IF_ERROR(index_->write(b, false));
+      space_->untrack(u.bucket, u.key, u.page, u.version);
+    }
+    remove_data(*seg);
+    return true;
+  }
+  std::optional<ObjectMeta> old;
+  {
+    std::lock_guard lk(key_lock(u.bucket, u.key));
+    auto cur = get(u.bucket, u.key);
+    if (!cur.ok()) return cur.status();
+    if (!cur.value() || cur.value()->version != u.version || !clean_whole(*cur.value())) return false;
+    old = std::move(cur.value());
+    KvBatch b;
+    b.del(obj_key(u.bucket, u.key));
+    RETURN_IF_ERROR(index_->write(b, durable_));
+    space_->untrack(u.bucket, u.key, -1);
+  }
+  ObjectMeta none;
+  remove_unshared(u.bucket, u.key, &*old, none);
+  return true;
+}
+
+Result<uint64_t> CacheStore::free_object(const std::string& bucket, const std::string& key, const std::string& reason) {
+  auto cur = get(bucket, key);
+  if (!cur.ok()) return cur.status();
+  if (!cur.value() || cur.value()->deleted) return uint64_t{0};
+  const ObjectMeta& m = *cur.value();
+  if (m.state != PersistState::persisted)
+    return failed_precondition(fmt::format("{}/{} is {}: not in the under store yet", bucket, key,
+                                           persist_state_name(m.state)));
+  uint64_t freed = 0;
+  if (m.page_size) {
+    auto pages = list_pages(bucket, key, m.version);
+    if (!pages.ok()) return pages.status();
+    for (auto& [page, seg] : *pages) {
+      CacheUnit u{bucket, key, m.version, static_cast<int64_t>(page), seg.tier, seg.size};
+      auto r = drop_unit(u);
+      if (r.ok() && *r) {
+        freed += seg.size;
+        space_->count_eviction(seg.tier, reason);
+      }
+    }
+    return freed;
+  }
+  if (m.segments.empty()) return uint64_t{0};
+  CacheUnit u{bucket, key, m.version, -1, m.segments.front().tier, data_bytes(m)};
+  auto r = drop_unit(u);
+  if (!r.ok()) return r.status();
+  if (*r) space_->count_eviction(u.tier, reason);
+  return *r ? u.bytes : 0;
+}
+
+// --- rules ---
+
+Status CacheStore::put_rule(const std::string& path, const std::string& json) {
+  KvBatch b;
+  b.put(rule_key(path), json);
+  return index_->write(b, durable_);
+}
+
+Status CacheStore::delete_rule(const std::string& path) {
+  KvBatch b;
+  b.del(rule_key(path));
+  return index_->write(b, durable_);
+}
+
+Result<std::vector<std::pair<std::string, std::string>>> CacheStore::list_rules() {
+  std::vector<std::pair<std::string, std::string>> out;
+  Status st = index_->scan("r", "s", [&](std::string_view k, std::string_view v) {
+    out.emplace_back(std::string(k.substr(1)), std::string(v));
+    return true;
+  });
+  RETURN_IF_ERROR(st);
+  return out;
+}
+
+}  // namespace reservoir::store

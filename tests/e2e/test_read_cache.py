@@ -1,0 +1,288 @@
+"""The read cache: read-through by page with single flight, the metadata cache and
+external changes, tiers and eviction, pin, TTL, load and free, across restarts.
+
+Reservoir mounts /rc on s3://rcbucket/<prefix> of moto_server through
+tests/tools/slow_s3_proxy.py; objects are put straight into moto (another writer), read
+through Reservoir, and the backend traffic is counted twice: by the proxy (requests and
+bytes it forwarded) and by Reservoir's reservoir_cache_backend_read_bytes_total.
+
+    bash tests/e2e/run.sh tests/e2e/test_read_cache.py
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import hashlib
+import json
+import os
+import time
+
+import pytest
+from botocore.exceptions import ClientError
+
+from conftest import BACKEND_KEY, ReservoirServer, err_status, free_port, metric
+
+pytestmark = pytest.mark.reservoir_only
+
+BUCKET = "rcbucket"
+MiB = 1 << 20
+
+
+@pytest.fixture(scope="module")
+def backend(slow_s3_backend):
+    slow_s3_backend.create_bucket(BUCKET)
+    return slow_s3_backend
+
+
+@pytest.fixture
+def make_server(tmp_path, backend):
+    started: list[ReservoirServer] = []
+
+    def make(prefix: str, cache_toml: str = "", mount_kw: dict | None = None, extra_mounts=(),
+             **kw) -> ReservoirServer:
+        mount = backend.mount("/rc", f"s3://{BUCKET}/{prefix}", **(mount_kw or {}))
+        extra = "[cache]\npage_size = \"1MiB\"\nttl_check_interval = \"200ms\"\n" + cache_toml
+        srv = ReservoirServer(tmp_path / f"rsv{len(started)}", mounts=[mount, *extra_mounts],
+                              extra_toml=extra, **kw)
+        started.append(srv)
+        return srv.start()
+
+    yield make
+    for srv in started:
+        srv.stop()
+
+
+def put_direct(backend, key: str, data: bytes, **kw) -> None:
+    backend.direct.put_object(Bucket=BUCKET, Key=key, Body=data, **kw)
+
+
+def backend_bytes(srv) -> int:
+    return int(metric(srv.metrics(), "reservoir_cache_backend_read_bytes_total") or 0)
+
+
+def proxy_gets(backend) -> int:
+    return int(backend.proxy.stats().get("forwarded_by_method", {}).get("GET", 0))
+
+
+def stat(srv, key: str) -> dict:
+    r = srv.cli("stat", f"rc/{key}", "--json")
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def blob(n: int, seed: int) -> bytes:
+    return hashlib.sha256(str(seed).encode()).digest() * (n // 32) + b"x" * (n % 32)
+
+
+def test_ranged_reads_fetch_only_the_pages_they_touch(backend, make_server):
+    backend.reset(latency_ms=5)
+    data = os.urandom(20 * MiB)
+    put_direct(backend, "pages/big", data)
+    srv = make_server("pages")
+    s3 = srv.client()
+    backend.proxy.post("/reset-stats")
+    ranges = [(5 * MiB + 100, 5 * MiB + 199), (12 * MiB - 10, 12 * MiB + 10), (0, 0)]  # pages 5, 11-12, 0
+    for first, last in ranges:
+        body = s3.get_object(Bucket="rc", Key="big", Range=f"bytes={first}-{last}")["Body"].read()
+        assert body == data[first:last + 1]
+    fetched = backend_bytes(srv)
+    served = sum(last - first + 1 for first, last in ranges)
+    print(f"[ranged reads] served {served} bytes, fetched {fetched} bytes from the backend "
+          f"(proxy sent {backend.proxy.stats()['bytes_to_clients']} bytes)")
+    assert fetched == 4 * MiB, "exactly the 4 touched pages come from the backend"
+    assert backend.proxy.stats()["bytes_to_clients"] < 4 * MiB + 64 * 1024
+    st = stat(srv, "big")
+    assert st["pages_cached"] == 4 and st["pages_total"] == 20
+    # The same reads again: no backend request at all.
+    gets = proxy_gets(backend)
+    for first, last in ranges:
+        body = s3.get_object(Bucket="rc", Key="big", Range=f"bytes={first}-{last}")["Body"].read()
+        assert body == data[first:last + 1]
+    assert backend_bytes(srv) == fetched
+    assert proxy_gets(backend) == gets
+    # A whole read streams the rest and is byte-exact.
+    whole = s3.get_object(Bucket="rc", Key="big")["Body"].read()
+    assert hashlib.md5(whole).hexdigest() == hashlib.md5(data).hexdigest()
+    assert backend_bytes(srv) == 20 * MiB
+    assert stat(srv, "big")["pages_cached"] == 20
+
+
+def test_concurrent_misses_make_one_backend_fetch_per_page(backend, make_server):
+    backend.reset(latency_ms=50)
+    data = os.urandom(6 * MiB + 123)
+    put_direct(backend, "sf/obj", data)
+    srv = make_server("sf")
+    backend.proxy.post("/reset-stats")
+
+    def read(_):
+        return srv.client().get_object(Bucket="rc", Key="obj")["Body"].read()
+
+    with concurrent.futures.ThreadPoolExecutor(8) as ex:
+        bodies = list(ex.map(read, range(8)))
+    assert all(b == data for b in bodies)
+    assert backend_bytes(srv) == len(data), "every page fetched once for 8 readers"
+    assert proxy_gets(backend) <= 7  # one ranged GET per run of pages, never one per reader
+    hits = metric(srv.metrics(), "reservoir_cache_hits_total", unit="page")
+    misses = metric(srv.metrics(), "reservoir_cache_misses_total")
+    assert misses == 7 and hits >= 1
+
+
+def test_external_change_is_served_fresh_after_metadata_ttl(backend, make_server):
+    backend.reset(latency_ms=0)
+    put_direct(backend, "ext/k", b"version one", ContentType="text/plain")
+    srv = make_server("ext", mount_kw={"metadata_ttl": "1s"})
+    s3 = srv.client()
+    got = s3.get_object(Bucket="rc", Key="k")
+    assert got["Body"].read() == b"version one" and got["ContentType"] == "text/plain"
+    put_direct(backend, "ext/k", b"version two, longer")  # another writer, behind Reservoir's back
+    time.sleep(1.3)
+    assert s3.get_object(Bucket="rc", Key="k")["Body"].read() == b"version two, longer"
+    assert s3.head_object(Bucket="rc", Key="k")["ContentLength"] == len(b"version two, longer")
+    # Same size, other bytes: the ETag tells.
+    put_direct(backend, "ext/k", b"version TWO, longer")
+    time.sleep(1.3)
+    assert s3.get_object(Bucket="rc", Key="k")["Body"].read() == b"version TWO, longer"
+    # Deleted behind Reservoir's back: 404 after the TTL.
+    backend.direct.delete_object(Bucket=BUCKET, Key="ext/k")
+    time.sleep(1.3)
+    with pytest.raises(ClientError) as e:
+        s3.get_object(Bucket="rc", Key="k")
+    assert err_status(e.value) == 404
+    assert metric(srv.metrics(), "reservoir_cache_stale_drops_total") >= 3
+
+
+def test_without_metadata_ttl_the_cache_is_trusted(backend, make_server):
+    backend.reset(latency_ms=0)
+    put_direct(backend, "trust/k", b"cached")
+    srv = make_server("trust")
+    s3 = srv.client()
+    assert s3.get_object(Bucket="rc", Key="k")["Body"].read() == b"cached"
+    backend.proxy.post("/reset-stats")
+    for _ in range(5):
+        assert s3.get_object(Bucket="rc", Key="k")["Body"].read() == b"cached"
+    assert backend.proxy.stats()["forwarded"] == 0, "hits make no backend request"
+
+
+def test_load_free_and_stat(backend, make_server):
+    backend.reset(latency_ms=0)
+    objs = {f"ld/o{i}": blob(300_000 + i, i) for i in range(12)}
+    for k, v in objs.items():
+        put_direct(backend, f"lf/{k}", v)
+    srv = make_server("lf")
+    r = srv.cli("load", "rc/ld/")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "loaded 12 object(s)" in r.stdout
+    backend.proxy.post("/reset-stats")
+    s3 = srv.client()
+    for k, v in objs.items():
+        assert s3.get_object(Bucket="rc", Key=k)["Body"].read() == v
+    assert backend.proxy.stats()["forwarded"] == 0, "everything was prefetched"
+    st = stat(srv, "ld/o3")
+    assert st["cached_bytes"] == st["size"] and st["pages_cached"] == st["pages_total"]
+    # A dirty object under the prefix is refused, clearly.
+    backend.proxy.outage("refuse")
+    s3.put_object(Bucket="rc", Key="ld/dirty", Body=b"not yet persisted")
+    r = srv.cli("free", "rc/ld/")
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "freed 12 object(s)" in r.stdout
+    assert "ld/dirty (not persisted yet)" in r.stdout
+    assert stat(srv, "ld/o3")["cached_bytes"] == 0
+    backend.proxy.outage("off")
+    # Freed data is read through again, intact.
+    assert s3.get_object(Bucket="rc", Key="ld/o3")["Body"].read() == objs["ld/o3"]
+    assert s3.get_object(Bucket="rc", Key="ld/dirty")["Body"].read() == b"not yet persisted"
+    srv.sync("rc/")
+
+
+def test_eviction_keeps_pinned_and_dirty_data_within_quota(backend, make_server, tmp_path):
+    backend.reset(latency_ms=0)
+    tier = tmp_path / "tier0"
+    # /dq persists to a port nobody listens on: its writes stay dirty.
+    unreachable = {"path": "/dq", "ufs": f"s3://{BUCKET}/dq", "endpoint": f"http://127.0.0.1:{free_port()}",
+                   "access_key": BACKEND_KEY, "secret_key": BACKEND_KEY}
+    srv = make_server("ev", cache_toml=f"eviction = \"lru\"\n\n[[tier]]\nmedium = \"ssd\"\n"
+                                        f"path = \"{tier}\"\nquota = \"8MiB\"\n", extra_mounts=[unreachable])
+    s3 = srv.client()
+    r = srv.cli("pin", "rc/pinned/")
+    assert r.returncode == 0, r.stderr
+    pinned = {f"pinned/p{i}": blob(MiB, 100 + i) for i in range(2)}
+    for k, v in pinned.items():
+        s3.put_object(Bucket="rc", Key=k, Body=v)
+    dirty = {f"d{i}": blob(MiB, 200 + i) for i in range(2)}
+    for k, v in dirty.items():
+        s3.put_object(Bucket="dq", Key=k, Body=v)
+    # 12 MiB of clean data read through an 8 MiB tier.
+    clean = {f"clean/c{i}": blob(MiB, 300 + i) for i in range(12)}
+    for k, v in clean.items():
+        put_direct(backend, f"ev/{k}", v)
+    srv.sync("rc/pinned/")
+    for k, v in clean.items():
+        assert s3.get_object(Bucket="rc", Key=k)["Body"].read() == v
+        time.sleep(0.06)  # let the evictor run ahead
+    time.sleep(0.5)
+    m = srv.metrics()
+    used = metric(m, "reservoir_tier_used_bytes", tier="0", medium="ssd")
+    assert used <= 8 * MiB + MiB, f"tier usage {used} over its quota"
+    assert (metric(m, "reservoir_cache_evictions_total", tier="0", reason="capacity") or 0) >= 4
+    for k in pinned:
+        assert stat(srv, k)["cached_bytes"] == MiB, f"pinned {k} was evicted"
+    for k in dirty:
+        st = json.loads(srv.cli("stat", f"dq/{k}", "--json").stdout)
+        assert st["state"] in ("dirty", "persisting") and st["cached_bytes"] == MiB
+    # The oldest clean objects went first (LRU), the newest stayed.
+    assert stat(srv, "clean/c0")["cached_bytes"] == 0
+    assert stat(srv, "clean/c11")["cached_bytes"] == MiB
+    # Everything still reads back intact.
+    for k, v in {**pinned, **clean}.items():
+        assert s3.get_object(Bucket="rc", Key=k)["Body"].read() == v
+    for k, v in dirty.items():
+        assert s3.get_object(Bucket="dq", Key=k)["Body"].read() == v
+
+
+def test_ttl_free_and_delete_and_pin_survive_a_restart(backend, make_server):
+    backend.reset(latency_ms=0)
+    srv = make_server("ttl")
+    assert srv.cli("ttl", "rc/tf/", "2s", "--action", "free").returncode == 0
+    assert srv.cli("ttl", "rc/td/", "2s", "--action", "delete").returncode == 0
+    assert srv.cli("pin", "rc/pp/").returncode == 0
+    srv.restart()  # the rules are kept in the index
+    s3 = srv.client()
+    rules = json.loads(srv.admin("GET", "/admin/v1/rules")[1])["rules"]
+    assert {r["path"] for r in rules} == {"/rc/tf/", "/rc/td/", "/rc/pp/"}
+    assert stat(srv, "pp/x")["pinned"] is True
+    s3.put_object(Bucket="rc", Key="tf/a", Body=b"free me")
+    s3.put_object(Bucket="rc", Key="td/a", Body=b"delete me")
+    srv.sync("rc/")
+    assert stat(srv, "tf/a")["cached_bytes"] == len(b"free me")
+    time.sleep(3)
+    # free: gone from the cache, still in the under store and readable.
+    assert stat(srv, "tf/a")["state"] == "not cached"
+    assert s3.get_object(Bucket="rc", Key="tf/a")["Body"].read() == b"free me"
+    # delete: gone everywhere.
+    with pytest.raises(ClientError) as e:
+        s3.get_object(Bucket="rc", Key="td/a")
+    assert err_status(e.value) == 404
+    srv.sync("rc/")
+    with pytest.raises(ClientError):
+        backend.direct.head_object(Bucket=BUCKET, Key="ttl/td/a")
+    assert backend.direct.get_object(Bucket=BUCKET, Key="ttl/tf/a")["Body"].read() == b"free me"
+    # unpin and removing a TTL work too.
+    assert srv.cli("unpin", "rc/pp/").returncode == 0
+    assert stat(srv, "pp/x")["pinned"] is False
+    assert srv.cli("ttl", "rc/td/", "0").returncode == 0
+    s3.put_object(Bucket="rc", Key="td/b", Body=b"kept")
+    time.sleep(2.5)
+    assert s3.get_object(Bucket="rc", Key="td/b")["Body"].read() == b"kept"
+
+
+def test_bad_cache_commands_get_clear_errors(backend, make_server):
+    backend.reset(latency_ms=0)
+    srv = make_server("bad")
+    r = srv.cli("load", "nosuchbucket/x")
+    assert r.returncode != 0
+    r = srv.cli("ttl", "rc/x/", "soon")
+    assert r.returncode != 0 and "bad duration" in r.stderr
+    r = srv.cli("stat", "rc")
+    assert r.returncode != 0
+    r = srv.cli("stat", "rc/absent-key", "--json")
+    assert r.returncode == 0 and json.loads(r.stdout)["state"] == "not cached"

@@ -1,0 +1,262 @@
+// Tiers, capacity and eviction of the cache store.
+#include <gtest/gtest.h>
+
+#include <set>
+#include <string>
+
+#include "common/hash.h"
+#include "store/cache_store.h"
+#include "test_util.h"
+
+namespace reservoir::store {
+namespace {
+
+using testing_util::TempDir;
+
+constexpr uint64_t KiB = 1024;
+
+// A store with two tiers ("mem" then "ssd", both plain directories here).
+class TieredStore {
+ public:
+  TieredStore(uint64_t quota0, uint64_t quota1, cache::Policy policy = cache::Policy::lru) {
+    opts_.tiers = {{"mem", dir_.path() + "/t0", quota0}, {"ssd", dir_.path() + "/t1", quota1}};
+    opts_.durable = true;
+    opts_.inline_max = 0;
+    opts_.policy = policy;
+    opts_.high_watermark = 1.0;
+    opts_.low_watermark = 1.0;
+    reopen();
+  }
+  void reopen() {
+    store_.reset();
+    auto idx = open_rocks_index(dir_.path() + "/index");
+    ASSERT_TRUE(idx.ok());
+    auto s = CacheStore::open(opts_, std::move(idx.value()));
+    ASSERT_TRUE(s.ok()) << s.status().to_string();
+    store_ = std::move(s.value());
+    store_->set_pin_check([this](const std::string&, const std::string& k) { return pinned_.count(k) > 0; });
+  }
+  CacheStore& s() { return *store_; }
+  std::set<std::string> pinned_;
+
+  ObjectMeta put(const std::string& key, const std::string& data, PersistState state, bool clean_file = true) {
+    auto f = store_->new_file(true, data.size(), clean_file);
+    EXPECT_TRUE(f.ok()) << f.status().to_string();
+    if (!f.ok()) return {};
+    EXPECT_TRUE((*f)->append(data.data(), data.size()).ok());
+    EXPECT_TRUE((*f)->commit(true).ok());
+    ObjectMeta m;
+    m.size = data.size();
+    m.etag = hex_encode((*f)->md5());
+    m.crc32c = crc32c_extend(0, data.data(), data.size());
+    m.state = state;
+    m.mtime_ms = now_ms();
+    m.segments.push_back((*f)->segment());
+    auto r = store_->commit("b", key, m);
+    EXPECT_TRUE(r.ok()) << r.status().to_string();
+    return r.ok() ? *r : ObjectMeta{};
+  }
+  std::string read(const std::string& key) {
+    auto h = store_->open("b", key);
+    if (!h.ok()) return "<" + h.status().to_string() + ">";
+    std::string out(h->meta().size, '\0');
+    uint64_t off = 0;
+    while (off < out.size()) {
+      auto n = h->pread(off, out.data() + off, out.size() - off);
+      if (!n.ok() || *n == 0) return "<short>";
+      off += *n;
+    }
+    return out;
+  }
+  bool cached(const std::string& key) {
+    auto m = store_->get("b", key);
+    return m.ok() && m.value().has_value();
+  }
+  int tier_of(const std::string& key) {
+    auto m = store_->get("b", key);
+    return m.ok() && m.value() && !m.value()->segments.empty() ? m.value()->segments[0].tier : -1;
+  }
+  uint64_t used(int tier) { return store_->space().usage()[static_cast<size_t>(tier)].used; }
+
+ private:
+  TempDir dir_;
+  StoreOptions opts_;
+  std::unique_ptr<CacheStore> store_;
+};
+
+std::string blob(size_t n, char seed) {
+  std::string s(n, '\0');
+  for (size_t i = 0; i < n; ++i) s[i] = static_cast<char>(seed + i * 7 + (i >> 8));
+  return s;
+}
+
+TEST(cache_tiers_test, new_data_lands_in_the_fastest_tier_with_room) {
+  TieredStore t(64 * KiB, 0);
+  t.put("a", blob(40 * KiB, 'a'), PersistState::persisted);
+  t.put("b", blob(40 * KiB, 'b'), PersistState::persisted);  // no room left in tier 0
+  EXPECT_EQ(t.tier_of("a"), 0);
+  EXPECT_EQ(t.tier_of("b"), 1);
+  EXPECT_EQ(t.used(0), 40 * KiB);
+  EXPECT_EQ(t.used(1), 40 * KiB);
+}
+
+TEST(cache_tiers_test, dirty_data_never_lands_on_a_mem_tier_when_durable) {
+  TieredStore t(1024 * KiB, 0);
+  t.put("d", blob(10 * KiB, 'd'), PersistState::dirty, /*clean_file=*/false);
+  EXPECT_EQ(t.tier_of("d"), 1);
+}
+
+TEST(cache_tiers_test, eviction_under_pressure_keeps_dirty_pinned_and_open_data) {
+  // Tier 0 (1 byte) takes nothing: everything lands in tier 1.
+  TieredStore u(1, 100 * KiB);
+  u.put("dirty", blob(20 * KiB, '1'), PersistState::dirty, false);
+  u.put("pinned", blob(20 * KiB, '2'), PersistState::persisted);
+  u.put("open", blob(20 * KiB, '3'), PersistState::persisted);
+  u.put("clean1", blob(20 * KiB, '4'), PersistState::persisted);
+  u.put("clean2", blob(20 * KiB, '5'), PersistState::persisted);
+  u.pinned_.insert("pinned");
+  EXPECT_EQ(u.used(1), 100 * KiB);
+  {
+    auto h = u.s().open("b", "open");
+    ASSERT_TRUE(h.ok());
+    u.s().space().add_reader("b", "open");
+    uint64_t freed = u.s().evict(1, 100 * KiB, false, "capacity");
+    u.s().space().remove_reader("b", "open");
+    EXPECT_EQ(freed, 40 * KiB);
+  }
+  EXPECT_TRUE(u.cached("dirty"));
+  EXPECT_TRUE(u.cached("pinned"));
+  EXPECT_TRUE(u.cached("open"));
+  EXPECT_FALSE(u.cached("clean1"));
+  EXPECT_FALSE(u.cached("clean2"));
+  EXPECT_EQ(u.used(1), 60 * KiB);
+  EXPECT_EQ(u.read("dirty"), blob(20 * KiB, '1'));
+}
+
+TEST(cache_tiers_test, a_full_cache_of_dirty_data_refuses_new_data) {
+  TieredStore t(1, 64 * KiB);
+  t.put("d1", blob(40 * KiB, '1'), PersistState::dirty, false);
+  auto f = t.s().new_file(true, 40 * KiB, false);
+  ASSERT_FALSE(f.ok());
+  EXPECT_EQ(f.status().code(), Code::resource_exhausted);
+}
+
+TEST(cache_tiers_test, a_write_evicts_clean_data_when_the_evictor_fell_behind) {
+  TieredStore t(1, 64 * KiB);
+  t.put("clean", blob(40 * KiB, '1'), PersistState::persisted);
+  auto f = t.s().new_file(true, 40 * KiB, false);
+  ASSERT_TRUE(f.ok()) << f.status().to_string();
+  EXPECT_FALSE(t.cached("clean"));
+}
+
+TEST(cache_tiers_test, lru_and_lfu_each_evict_what_they_should) {
+  for (auto policy : {cache::Policy::lru, cache::Policy::lfu}) {
+    TieredStore t(1, 0, policy);
+    for (auto k : {"hot", "warm", "cold"}) t.put(k, blob(10 * KiB, k[0]), PersistState::persisted);
+    // hot: read 5 times early; warm: once, most recently.
+    for (int i = 0; i < 5; ++i) t.s().space().touch("b", "hot", -1);
+    t.s().space().touch("b", "cold", -1);
+    t.s().space().touch("b", "warm", -1);
+    t.s().evict(1, 10 * KiB, false, "capacity");
+    if (policy == cache::Policy::lru) {
+      // least recent: hot (its last use came before cold's and warm's)
+      EXPECT_FALSE(t.cached("hot"));
+      EXPECT_TRUE(t.cached("cold"));
+    } else {
+      // least frequent: cold and warm have 2 uses each; cold is older
+      EXPECT_TRUE(t.cached("hot"));
+      EXPECT_FALSE(t.cached("cold"));
+      EXPECT_TRUE(t.cached("warm"));
+    }
+  }
+}
+
+TEST(cache_tiers_test, demotion_and_promotion_move_bytes_intact) {
+  TieredStore t(0, 0);
+  std::string data = blob(300 * KiB, 'z');
+  ObjectMeta m = t.put("obj", data, PersistState::persisted);
+  ASSERT_EQ(t.tier_of("obj"), 0);
+  uint32_t crc = crc32c_extend(0, data.data(), data.size());
+  CacheUnit u{"b", "obj", m.version, -1, 0, data.size()};
+  auto r = t.s().move_unit(u, 1);
+  ASSERT_TRUE(r.ok() && *r) << (r.ok() ? "changed" : r.status().to_string());
+  EXPECT_EQ(t.tier_of("obj"), 1);
+  EXPECT_EQ(t.used(0), 0u);
+  EXPECT_EQ(t.used(1), data.size());
+  std::string back = t.read("obj");
+  EXPECT_EQ(crc32c_extend(0, back.data(), back.size()), crc);
+  u.tier = 1;
+  r = t.s().move_unit(u, 0);
+  ASSERT_TRUE(r.ok() && *r);
+  EXPECT_EQ(t.tier_of("obj"), 0);
+  EXPECT_EQ(t.read("obj"), data);
+  // Survives a restart in its new place, with exact accounting.
+  t.reopen();
+  EXPECT_EQ(t.read("obj"), data);
+  EXPECT_EQ(t.used(0), data.size());
+  EXPECT_EQ(t.used(1), 0u);
+}
+
+TEST(cache_tiers_test, the_evictor_demotes_clean_data_to_the_next_tier) {
+  TieredStore t(0, 0);
+  t.put("x", blob(30 * KiB, 'x'), PersistState::persisted);
+  t.put("y", blob(30 * KiB, 'y'), PersistState::persisted);
+  uint64_t freed = t.s().evict(0, 30 * KiB, /*demote=*/true, "capacity");
+  EXPECT_EQ(freed, 30 * KiB);
+  EXPECT_EQ(t.tier_of("x"), 1);  // the colder one
+  EXPECT_EQ(t.tier_of("y"), 0);
+  EXPECT_EQ(t.read("x"), blob(30 * KiB, 'x'));
+  auto ev = t.s().space().evictions();
+  EXPECT_EQ((ev[{0, "demote"}]), 1u);
+}
+
+TEST(cache_tiers_test, pages_belong_to_one_version_and_go_with_it) {
+  TieredStore t(0, 0);
+  ObjectMeta m;
+  m.size = 3 * 4096;
+  m.page_size = 4096;
+  m.state = PersistState::persisted;
+  ASSERT_TRUE(t.s().commit_if_absent("b", "paged", m).ok());
+  auto cur = t.s().get("b", "paged");
+  ASSERT_TRUE(cur.ok() && cur.value());
+  uint64_t v = cur.value()->version;
+  auto f = t.s().new_file(true, 4096, true);
+  ASSERT_TRUE(f.ok());
+  std::string page = blob(4096, 'p');
+  ASSERT_TRUE((*f)->append(page.data(), page.size()).ok());
+  ASSERT_TRUE((*f)->commit(false).ok());
+  auto put = t.s().put_page("b", "paged", v, 1, (*f)->segment());
+  ASSERT_TRUE(put.ok() && *put);
+  EXPECT_EQ(t.used(0), 4096u);
+  auto got = t.s().get_page("b", "paged", v, 1);
+  ASSERT_TRUE(got.ok() && got.value());
+  EXPECT_FALSE(t.s().get_page("b", "paged", v, 0).value().has_value());
+  // A stale version cannot add pages.
+  auto stale = t.s().put_page("b", "paged", v + 1000, 2, (*f)->segment());
+  ASSERT_TRUE(stale.ok());
+  EXPECT_FALSE(*stale);
+  // Usage survives a restart; overwriting the object drops its pages.
+  f->reset();  // writers never outlive their store
+  t.reopen();
+  EXPECT_EQ(t.used(0), 4096u);
+  t.put("paged", "new", PersistState::dirty, false);
+  EXPECT_FALSE(t.s().get_page("b", "paged", v, 1).value().has_value());
+  EXPECT_EQ(t.used(0), 0u);
+}
+
+TEST(cache_tiers_test, free_refuses_dirty_objects_and_drops_clean_ones) {
+  TieredStore t(0, 0);
+  t.put("dirty", "d", PersistState::dirty, false);
+  t.put("clean", blob(5000, 'c'), PersistState::persisted);
+  auto r = t.s().free_object("b", "dirty", "free");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), Code::failed_precondition);
+  auto c = t.s().free_object("b", "clean", "free");
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(*c, 5000u);
+  EXPECT_FALSE(t.cached("clean"));
+  EXPECT_TRUE(t.cached("dirty"));
+}
+
+}  // namespace
+}  // namespace reservoir::store
