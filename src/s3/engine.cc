@@ -140,11 +140,17 @@ Status Engine::check_write(const std::string& bucket, const std::string& key) {
   return ok_status();
 }
 
-Result<std::unique_ptr<store::FileWriter>> Engine::new_file(uint64_t size_hint) {
+Result<std::unique_ptr<store::FileWriter>> Engine::new_file(uint64_t size_hint, const std::string& bucket,
+                                                            const std::string& key) {
   auto f = store_.new_file(true, size_hint);
-  if (!f.ok() && f.status().code() == Code::resource_exhausted)
-    return s3_error("SlowDown", "The cache is full of data not yet persisted; retry after a while");
-  return f;
+  if (f.ok() || f.status().code() != Code::resource_exhausted) return f;
+  if (!bucket.empty()) {
+    auto where = ns_.resolve(bucket, key);
+    if (where.ok() && where->mount->config.on_full == OnFull::through &&
+        where->policy.write_mode != WriteMode::transient)
+      return store_.new_overflow_file();
+  }
+  return s3_error("SlowDown", "The cache is full of data not yet persisted; retry after a while");
 }
 
 bool Engine::dirty_budget_full(const ns::Mount& m) const {
@@ -262,7 +268,9 @@ Result<ObjectMeta> Engine::finish_put(const std::string& bucket, const std::stri
   RETURN_IF_ERROR(file->commit(store_.durable() && where->policy.write_mode != WriteMode::transient));
   if (m.size > 0) m.segments.push_back(file->segment());
   std::vector<store::Segment> fresh = m.segments;
-  auto r = commit_write(bucket, key, where.value(), std::move(m), cond);
+  ns::Resolved w = where.value();
+  if (file->overflow()) w.policy.write_mode = WriteMode::through;  // no room to keep it
+  auto r = commit_write(bucket, key, w, std::move(m), cond);
   if (!r.ok())
     for (auto& s : fresh) store_.remove_data(s);  // nothing references it
   return r;

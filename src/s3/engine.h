@@ -107,8 +107,12 @@ class Engine {
   // --- objects ---
   // Validates a write of bucket/key before its body is read.
   Status check_write(const std::string& bucket, const std::string& key);
-  // Room for a body of `size_hint` bytes (0 = unknown).
-  Result<std::unique_ptr<store::FileWriter>> new_file(uint64_t size_hint = 0);
+  // Room for a body of `size_hint` bytes (0 = unknown). When the cache is
+  // full of data it cannot evict, a PUT to bucket/key follows the mount's
+  // on_full rule: `through` writes it straight to the under store (not
+  // kept), `reject` (and parts of uploads) answer 503 SlowDown.
+  Result<std::unique_ptr<store::FileWriter>> new_file(uint64_t size_hint = 0, const std::string& bucket = "",
+                                                      const std::string& key = "");
   // Commits a fully received body. `md5_raw` is the body's MD5 (raw bytes).
   Result<store::ObjectMeta> finish_put(const std::string& bucket, const std::string& key,
                                        std::unique_ptr<store::FileWriter> file, const ObjectAttrs& attrs,

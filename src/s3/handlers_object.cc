@@ -284,7 +284,7 @@ awaitable<void> put_object(Ctx& c) {
   auto file = co_await c.blocking([&]() -> Result<std::unique_ptr<store::FileWriter>> {
     Status st = c.engine().check_write(c.bucket, c.key);
     if (!st.ok()) return st;
-    return c.engine().new_file(declared_length(c));
+    return c.engine().new_file(declared_length(c), c.bucket, c.key);
   });
   if (!file.ok()) {
     co_await send_error(c, file.status());

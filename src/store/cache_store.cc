@@ -160,6 +160,13 @@ Result<std::unique_ptr<FileWriter>> CacheStore::new_file(bool allow_inline, uint
                                       space_.get(), size_hint);
 }
 
+Result<std::unique_ptr<FileWriter>> CacheStore::new_overflow_file() {
+  auto w = std::make_unique<FileWriter>(files_, index_.get(), next_id(), inline_max_, space_->tier_count() - 1,
+                                        space_.get(), 0);
+  w->set_overflow();
+  return w;
+}
+
 void CacheStore::remove_data(const Segment& seg) {
   space_->remove_data(seg.tier, seg.size);
   if (!seg.in_index) {

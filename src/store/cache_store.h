@@ -112,6 +112,9 @@ class CacheStore {
   // a file. resource_exhausted when no tier has room even after evicting
   // clean data (the cache is full of dirty, pinned or open data).
   Result<std::unique_ptr<FileWriter>> new_file(bool allow_inline = true, uint64_t size_hint = 0, bool clean = false);
+  // Data beyond every quota, on the last tier (overflow() is set): for a
+  // write that goes straight through to the under store and is not kept.
+  Result<std::unique_ptr<FileWriter>> new_overflow_file();
   // Removes data no record references any more (an abandoned write).
   void remove_data(const Segment& seg);
   // Pins data the caller just wrote and owns (not yet or no longer shared).

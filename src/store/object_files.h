@@ -45,6 +45,9 @@ class FileWriter {
   bool in_index() const { return fd_ < 0 && !spilled_; }
   Segment segment() const { return {id_, size_, in_index(), static_cast<uint8_t>(tier_)}; }
   int tier() const { return tier_; }
+  // Written beyond the tiers' quotas (no room was left): must not stay cached.
+  bool overflow() const { return overflow_; }
+  void set_overflow() { overflow_ = true; }
   // MD5 of everything appended, raw 16 bytes. Call once, after the last append.
   std::string md5();
 
@@ -66,6 +69,7 @@ class FileWriter {
   int tier_;
   CacheSpace* space_;
   uint64_t reserved_;
+  bool overflow_ = false;
 };
 
 class ObjectFiles {

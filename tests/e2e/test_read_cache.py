@@ -177,6 +177,13 @@ def test_load_free_and_stat(backend, make_server):
     for k, v in objs.items():
         assert s3.get_object(Bucket="rc", Key=k)["Body"].read() == v
     assert backend.proxy.stats()["forwarded"] == 0, "everything was prefetched"
+    # The loaded pages survive a restart.
+    srv.restart()
+    s3 = srv.client()
+    backend.proxy.post("/reset-stats")
+    for k, v in objs.items():
+        assert s3.get_object(Bucket="rc", Key=k)["Body"].read() == v
+    assert backend.proxy.stats()["forwarded"] == 0, "the cache came back from disk"
     st = stat(srv, "ld/o3")
     assert st["cached_bytes"] == st["size"] and st["pages_cached"] == st["pages_total"]
     # A dirty object under the prefix is refused, clearly.
@@ -286,3 +293,38 @@ def test_bad_cache_commands_get_clear_errors(backend, make_server):
     assert r.returncode != 0
     r = srv.cli("stat", "rc/absent-key", "--json")
     assert r.returncode == 0 and json.loads(r.stdout)["state"] == "not cached"
+
+
+@pytest.mark.parametrize("on_full", ["through", "reject"])
+def test_a_cache_full_of_dirty_data_follows_on_full(tmp_path, on_full):
+    """Capacity full of data that cannot be evicted (dirty, held by a long persist
+    delay): the next PUT goes straight to the under store (through), or gets 503."""
+    ufs = tmp_path / "ufs"
+    ufs.mkdir()
+    tier = tmp_path / "tier"
+    srv = ReservoirServer(tmp_path / "srv", mounts=[{"path": "/", "ufs": f"file://{ufs}", "delay": "1h",
+                                                     "on_full": on_full}],
+                          extra_toml=f"[[tier]]\nmedium = \"ssd\"\npath = \"{tier}\"\nquota = \"3MiB\"\n")
+    srv.start()
+    try:
+        s3 = srv.client()
+        s3.create_bucket(Bucket="full")
+        held = {f"held{i}": blob(MiB, 400 + i) for i in range(3)}
+        for k, v in held.items():
+            s3.put_object(Bucket="full", Key=k, Body=v)
+        assert not (ufs / "full" / "held0").exists(), "held back by the persist delay"
+        extra = blob(MiB, 500)
+        if on_full == "reject":
+            with pytest.raises(ClientError) as e:
+                s3.put_object(Bucket="full", Key="extra", Body=extra)
+            assert err_status(e.value) == 503
+        else:
+            s3.put_object(Bucket="full", Key="extra", Body=extra)
+            assert (ufs / "full" / "extra").read_bytes() == extra, "written through at once"
+            assert s3.get_object(Bucket="full", Key="extra")["Body"].read() == extra
+        used = metric(srv.metrics(), "reservoir_tier_used_bytes", tier="0", medium="ssd")
+        assert used <= 3 * MiB
+        for k, v in held.items():
+            assert s3.get_object(Bucket="full", Key=k)["Body"].read() == v
+    finally:
+        srv.stop()
