@@ -82,20 +82,65 @@ class LocalUfs : public UnderStore {
       size_t end = path.find('/', start);
       if (end == std::string::npos) end = path.size();
       std::string_view seg(path.data() + start, end - start);
+      // A trailing '/' is a folder marker (an empty object kept as a directory).
+      if (seg.empty() && start == path.size() && start > 0 && path.find('/') < path.size() - 1) break;
       if (seg.empty())
-        return invalid_argument("the key has an empty path segment ('//' or a trailing '/'), which a file:// under store cannot hold");
+        return invalid_argument("the key has an empty path segment ('//'), which a file:// under store cannot hold");
       if (seg == "." || seg == "..")
         return invalid_argument("the key has a '.' or '..' path segment, which a file:// under store cannot hold");
       if (seg.size() > 255) return invalid_argument("a path segment of the key is longer than 255 bytes");
       if (seg.find('\0') != std::string_view::npos) return invalid_argument("the key contains a NUL byte");
-      if (start == 0 && seg.rfind(".reservoir-", 0) == 0) return invalid_argument("reserved name");
+      if ((start == 0 && seg.rfind(".reservoir-", 0) == 0) || seg == ".reservoir-dir")
+        return invalid_argument("reserved name");
       start = end + 1;
     }
     return ok_status();
   }
 
+  Status check_put(const std::string& path, uint64_t size) const override {
+    RETURN_IF_ERROR(check_path(path));
+    if (is_marker(path) && size > 0)
+      return invalid_argument("a key ending in '/' (a folder marker) must be empty on a file:// under store");
+    return ok_status();
+  }
+
+  static bool is_marker(const std::string& path) { return !path.empty() && path.back() == '/'; }
+
+  Result<ObjectInfo> marker_info(const std::string& path) {
+    struct stat st;
+    if (::stat(data_path(path).c_str(), &st) != 0) return absent_or_error("stat " + path, errno);
+    if (!S_ISDIR(st.st_mode) || ::stat(meta_path(path).c_str(), &st) != 0) return not_found(path + ": no such object");
+    ObjectInfo info;
+    info.path = path;
+    info.size = 0;
+    info.mtime_ms = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000 + st.st_mtim.tv_nsec / 1000000;
+    load_sidecar(path, info);
+    return info;
+  }
+
+  Status put_marker(const std::string& path, Source& src, uint64_t size, const ObjectInfo& meta) {
+    char c;
+    auto r = src.read(&c, 1);
+    if (!r.ok()) return r.status();
+    if (size != 0 || *r != 0)
+      return invalid_argument("a key ending in '/' (a folder marker) must be empty on a file:// under store");
+    std::error_code ec;
+    std::filesystem::create_directories(data_path(path), ec);
+    if (ec) {
+      if (ec == std::errc::not_a_directory || ec == std::errc::file_exists)
+        return failed_precondition(fmt::format("cannot store '{}': a prefix of it is already an object in {}", path, uri()));
+      return io_error(fmt::format("mkdir {}: {}", path, ec.message()));
+    }
+    ObjectInfo m = meta;
+    m.size = 0;
+    RETURN_IF_ERROR(write_sidecar(path, m));
+    fsync_dir(parent(data_path(path.substr(0, path.size() - 1))));
+    return ok_status();
+  }
+
   Result<ObjectInfo> head(const std::string& path) override {
     RETURN_IF_ERROR(check_path(path));
+    if (is_marker(path)) return marker_info(path);
     struct stat st;
     if (::stat(data_path(path).c_str(), &st) != 0) return absent_or_error("stat " + path, errno);
     if (!S_ISREG(st.st_mode)) return not_found(path + " is not an object");
@@ -109,6 +154,11 @@ class LocalUfs : public UnderStore {
 
   Result<std::unique_ptr<Source>> get(const std::string& path, uint64_t offset, uint64_t length) override {
     RETURN_IF_ERROR(check_path(path));
+    if (is_marker(path)) {
+      auto info = marker_info(path);
+      if (!info.ok()) return info.status();
+      return std::unique_ptr<Source>(std::make_unique<StringSource>(""));
+    }
     Fd fd(::open(data_path(path).c_str(), O_RDONLY | O_CLOEXEC));
     if (fd.get() < 0) return absent_or_error("open " + path, errno);
     struct stat st;
@@ -122,6 +172,7 @@ class LocalUfs : public UnderStore {
 
   Status put(const std::string& path, Source& src, uint64_t size, const ObjectInfo& meta) override {
     RETURN_IF_ERROR(check_path(path));
+    if (is_marker(path)) return put_marker(path, src, size, meta);
     std::string tmp = tmp_path();
     Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
     if (fd.get() < 0) return errno_status("create " + tmp, errno);
@@ -157,6 +208,11 @@ class LocalUfs : public UnderStore {
 
   Status remove(const std::string& path) override {
     RETURN_IF_ERROR(check_path(path));
+    if (is_marker(path)) {
+      ::unlink(meta_path(path).c_str());
+      prune_empty_parents(path);
+      return ok_status();
+    }
     if (::unlink(data_path(path).c_str()) != 0 && errno != ENOENT && errno != ENOTDIR) {
       if (errno == EISDIR) return ok_status();
       return errno_status("unlink " + path, errno);
@@ -227,7 +283,10 @@ class LocalUfs : public UnderStore {
 
  private:
   std::string data_path(const std::string& p) const { return root_ + "/" + p; }
-  std::string meta_path(const std::string& p) const { return root_ + "/" + kMetaDir + "/" + p; }
+  // The sidecar of a folder marker ("a/b/") is a file inside its directory.
+  std::string meta_path(const std::string& p) const {
+    return root_ + "/" + kMetaDir + "/" + p + (is_marker(p) ? ".reservoir-dir" : "");
+  }
   static std::string parent(const std::string& p) { return p.substr(0, p.rfind('/')); }
 
   std::string tmp_path() {
@@ -309,6 +368,8 @@ class LocalUfs : public UnderStore {
     // Keep the bucket directory itself (depth 1).
     std::string p = parent(path);
     while (p.find('/') != std::string::npos) {
+      struct stat st;
+      if (::stat(meta_path(p + "/").c_str(), &st) == 0) break;  // a folder marker keeps its directory
       if (::rmdir(data_path(p).c_str()) != 0) break;
       ::rmdir(meta_path(p).c_str());
       p = parent(p);
@@ -346,6 +407,17 @@ class LocalUfs : public UnderStore {
         bool related = full.rfind(prefix, 0) == 0 || prefix.rfind(full, 0) == 0;
         if (!related) continue;
         if (start_after.size() && start_after > full && start_after.rfind(full, 0) != 0) continue;
+        if (full.rfind(prefix, 0) == 0 && full > start_after) {
+          struct stat st;
+          if (::stat(meta_path(full).c_str(), &st) == 0) {
+            if (page.entries.size() == max) {
+              page.truncated = true;
+              break;
+            }
+            auto info = marker_info(full);
+            if (info.ok()) page.entries.push_back(std::move(info.value()));
+          }
+        }
         RETURN_IF_ERROR(walk(full, prefix, start_after, max, page));
       } else {
         if (full.rfind(prefix, 0) != 0 || full <= start_after) continue;

@@ -49,6 +49,11 @@ class UnderStore {
   // Checks that `path` can be stored at all (e.g. a local directory cannot
   // hold a '..' segment). invalid_argument says why.
   virtual Status check_path(const std::string& path) const = 0;
+  // Checks that an object of `size` bytes can be stored at `path`.
+  virtual Status check_put(const std::string& path, uint64_t size) const {
+    (void)size;
+    return check_path(path);
+  }
   virtual Result<ObjectInfo> head(const std::string& path) = 0;
   // Streams [offset, offset+length) of the object; length UINT64_MAX = to the end.
   virtual Result<std::unique_ptr<Source>> get(const std::string& path, uint64_t offset, uint64_t length) = 0;

@@ -593,10 +593,9 @@ def test_key_1025_bytes_too_long(s3, bucket):
 
 @pytest.mark.reservoir_only
 @pytest.mark.parametrize("key", ["a/./b", "a/../b", "a//b", "./x", "../x", "x/.", "x/..", ".", "..",
-                                 "/leading", "trailing-slash/"])
+                                 "/leading", "double-trailing//"])
 def test_keys_unrepresentable_on_file_ufs(server, s3, bucket, key):
-    # On a file:// under store such keys cannot be paths (a key ending in '/', like a
-    # console "folder" marker, has an empty last segment just as 'a//b' has one inside);
+    # On a file:// under store such keys cannot be paths ('a//b' has an empty segment);
     # Reservoir answers 400 with an S3 error rather than storing something it could never
     # persist. Sent raw, so that no client normalises the path first.
     path = f"/{bucket}/" + quote_key(key)
@@ -609,6 +608,30 @@ def test_keys_unrepresentable_on_file_ufs(server, s3, bucket, key):
     assert [p for p in server.ufs_path(bucket).rglob("*")] == []
     assert not (server.ufs_dir / "x").exists()
     assert not (server.ufs_dir / "b").exists()
+
+
+@pytest.mark.reservoir_only
+def test_folder_markers_on_file_ufs(server, s3, bucket):
+    # A key ending in '/' (what consoles, s3fs and rclone write for a "folder") is an
+    # empty object kept as a directory in a file:// under store.
+    s3.put_object(Bucket=bucket, Key="folder/", Body=b"", ContentType="application/x-directory")
+    s3.put_object(Bucket=bucket, Key="folder/inside.txt", Body=b"inside")
+    server.sync(bucket + "/")
+    assert server.ufs_path(bucket, "folder").is_dir()
+    assert (server.ufs_path(bucket, "folder") / "inside.txt").read_bytes() == b"inside"
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]]
+    assert keys == ["folder/", "folder/inside.txt"]
+    head = s3.head_object(Bucket=bucket, Key="folder/")
+    assert head["ContentLength"] == 0 and head["ContentType"] == "application/x-directory"
+    s3.delete_object(Bucket=bucket, Key="folder/inside.txt")
+    server.sync(bucket + "/")
+    assert server.ufs_path(bucket, "folder").is_dir(), "the marker keeps its directory"
+    s3.delete_object(Bucket=bucket, Key="folder/")
+    server.sync(bucket + "/")
+    assert not server.ufs_path(bucket, "folder").exists()
+    # A marker with data cannot be a directory: refused up front.
+    r = raw_request(server.endpoint, "PUT", f"/{bucket}/" + quote_key("data-folder/"), body=b"data")
+    assert r.status == 400, r
 
 
 @pytest.mark.moto_deviates(reason="moto does not limit the size of user metadata")

@@ -293,14 +293,42 @@ TEST_F(local_ufs_test, removed_path_can_become_a_directory) {
 }
 
 TEST_F(local_ufs_test, check_path_rejects_paths_a_directory_cannot_hold) {
-  for (const std::string& bad : std::vector<std::string>{"", "bkt/../etc", "..", "bkt/..", "bkt/./x", ".", "bkt/.", "bkt//x", "//", "bkt/x/",
-                          "/abs", ".reservoir-meta/x", ".reservoir-tmp"}) {
+  for (const std::string& bad : std::vector<std::string>{"", "bkt/../etc", "..", "bkt/..", "bkt/./x", ".", "bkt/.", "bkt//x", "//", "bkt/x//",
+                          "bkt/", "/abs", ".reservoir-meta/x", ".reservoir-tmp", "bkt/a/.reservoir-dir"}) {
     Status st = ufs_->check_path(bad);
     ASSERT_FALSE(st.ok()) << "accepted: '" << bad << "'";
     EXPECT_EQ(st.code(), Code::invalid_argument) << bad;
   }
   EXPECT_FALSE(ufs_->check_path("bkt/" + std::string(256, 'n')).ok());
   EXPECT_FALSE(ufs_->check_path(std::string("bkt/a\0b", 7)).ok());
+}
+
+TEST_F(local_ufs_test, folder_markers_are_empty_objects_kept_as_directories) {
+  ASSERT_TRUE(ufs_->check_path("bkt/dir/").ok());
+  ufs::ObjectInfo meta;
+  meta.content_type = "application/x-directory";
+  ufs::StringSource empty("");
+  ASSERT_TRUE(ufs_->put("bkt/dir/", empty, 0, meta).ok());
+  auto info = ufs_->head("bkt/dir/");
+  ASSERT_TRUE(info.ok()) << info.status().to_string();
+  EXPECT_EQ(info->size, 0u);
+  EXPECT_EQ(info->content_type, "application/x-directory");
+  EXPECT_EQ(get("bkt/dir/"), "");
+  must_put("bkt/dir/file", "inside");
+  must_put("bkt/dir0", "after");
+  auto page = ufs_->list("bkt/", "", 100);
+  ASSERT_TRUE(page.ok());
+  std::vector<std::string> keys;
+  for (auto& e : page->entries) keys.push_back(e.path);
+  EXPECT_EQ(keys, (std::vector<std::string>{"bkt/dir/", "bkt/dir/file", "bkt/dir0"}));
+  // Removing the child keeps the marked directory; removing the marker then drops it.
+  ASSERT_TRUE(ufs_->remove("bkt/dir/file").ok());
+  EXPECT_TRUE(ufs_->head("bkt/dir/").ok());
+  ASSERT_TRUE(ufs_->remove("bkt/dir/").ok());
+  EXPECT_EQ(ufs_->head("bkt/dir/").status().code(), Code::not_found);
+  // Markers carry no data here.
+  ufs::StringSource data("x");
+  EXPECT_EQ(ufs_->put("bkt/d2/", data, 1, meta).code(), Code::invalid_argument);
 }
 
 TEST_F(local_ufs_test, check_path_accepts_ordinary_keys) {
