@@ -158,6 +158,8 @@ std::string CacheAdmin::metrics() {
   out += fmt::format("reservoir_cache_promotions_total {}\n", rs.promotions);
   head("reservoir_cache_stale_drops_total", "counter", "Cached copies dropped because the under store changed.");
   out += fmt::format("reservoir_cache_stale_drops_total {}\n", engine_.stale_drops());
+  head("reservoir_cache_list_hits_total", "counter", "Under-store listing pages answered from the list cache.");
+  out += fmt::format("reservoir_cache_list_hits_total {}\n", engine_.list_cache_hits());
   auto usage = engine_.store().space().usage();
   head("reservoir_tier_capacity_bytes", "gauge", "Quota of each tier (0 = unlimited).");
   for (size_t i = 0; i < usage.size(); ++i)

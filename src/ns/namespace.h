@@ -4,6 +4,7 @@
 // ("/bucket/prefix/"), the longest match winning.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <optional>
@@ -21,7 +22,11 @@ struct Mount {
   int id = 0;
   MountConfig config;
   std::unique_ptr<ufs::UnderStore> store;
+  // Bumped whenever Reservoir changes the under store (persist, delete,
+  // synchronous writes): cached listings of an older generation are stale.
+  std::atomic<uint64_t> generation{0};
   bool is_root() const { return config.path == "/"; }
+  void changed() { generation.fetch_add(1); }
 };
 
 struct EffectivePolicy {

@@ -198,7 +198,11 @@ void Persister::worker(Queue* q) {
 Status Persister::upload(Queue* q, ns::Resolved& where, const std::string& bucket, const std::string& key,
                          store::ObjectMeta& meta) {
   q->ops.acquire(1);
-  if (meta.deleted) return where.mount->store->remove(where.ufs_path);
+  if (meta.deleted) {
+    Status st = where.mount->store->remove(where.ufs_path);
+    where.mount->changed();
+    return st;
+  }
   q->bytes.acquire(static_cast<double>(meta.size));
   auto h = store_.open(bucket, key);
   if (!h.ok()) return h.status();
@@ -212,7 +216,9 @@ Status Persister::upload(Queue* q, ns::Resolved& where, const std::string& bucke
   info.tags = meta.tags;
   info.mtime_ms = meta.mtime_ms;
   HandleSource src(std::move(h.value()));
-  return where.mount->store->put(where.ufs_path, src, meta.size, info);
+  Status st = where.mount->store->put(where.ufs_path, src, meta.size, info);
+  where.mount->changed();
+  return st;
 }
 
 Persister::Next Persister::process(Queue* q, const std::string& bucket, const std::string& key, int attempt) {

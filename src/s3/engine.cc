@@ -126,13 +126,13 @@ Status Engine::delete_bucket(const std::string& name) {
 
 // --- objects ---
 
-Status Engine::check_write(const std::string& bucket, const std::string& key) {
+Status Engine::check_write(const std::string& bucket, const std::string& key, uint64_t size) {
   RETURN_IF_ERROR(validate_key(key));
   RETURN_IF_ERROR(bucket_exists(bucket));
   auto where = ns_.resolve(bucket, key);
   if (!where.ok()) return where.status();
   if (where->policy.write_mode != WriteMode::transient) {
-    Status st = where->mount->store->check_path(where->ufs_path);
+    Status st = where->mount->store->check_put(where->ufs_path, size);
     if (!st.ok())
       return s3_error("InvalidArgument",
                       fmt::format("The key cannot be stored in the under store {}: {}", where->mount->store->uri(), st.message()));
@@ -233,6 +233,7 @@ Result<ObjectMeta> Engine::commit_write(const std::string& bucket, const std::st
     if (!h.ok()) return h.status();
     HandleSource src(h.value());
     Status st = where.mount->store->put(where.ufs_path, src, meta.size, to_info(meta));
+    where.mount->changed();
     if (!st.ok()) {
       // The data may be shared (tags on an existing version, parts of an
       // upload): whoever wrote it fresh removes it.
@@ -289,6 +290,7 @@ Status Engine::delete_object(const std::string& bucket, const std::string& key) 
   if (!where->mount->store->check_path(where->ufs_path).ok()) return store_.erase(bucket, key);
   if (mode != WriteMode::write_back && !queued) {
     Status st = where->mount->store->remove(where->ufs_path);
+    where->mount->changed();
     if (!st.ok() && st.code() != Code::not_found) return st;
     return store_.erase(bucket, key);
   }

@@ -19,6 +19,7 @@
 #include "common/config.h"
 #include "ns/namespace.h"
 #include "persist/persister.h"
+#include "s3/list_cache.h"
 #include "s3/read_through.h"
 #include "store/cache_store.h"
 
@@ -106,7 +107,7 @@ class Engine {
 
   // --- objects ---
   // Validates a write of bucket/key before its body is read.
-  Status check_write(const std::string& bucket, const std::string& key);
+  Status check_write(const std::string& bucket, const std::string& key, uint64_t size = 0);
   // Room for a body of `size_hint` bytes (0 = unknown). When the cache is
   // full of data it cannot evict, a PUT to bucket/key follows the mount's
   // on_full rule: `through` writes it straight to the under store (not
@@ -157,6 +158,7 @@ class Engine {
   void stop_maintenance();
   ReadThrough& reads() { return *reads_; }
   uint64_t stale_drops() const { return stale_drops_.load(); }
+  uint64_t list_cache_hits() const { return list_cache_->hits(); }
 
   persist::Persister& persister() { return persister_; }
   store::CacheStore& store() { return store_; }
@@ -178,6 +180,7 @@ class Engine {
   persist::Persister& persister_;
   const Config& config_;
   std::unique_ptr<ReadThrough> reads_;
+  std::unique_ptr<ListCache> list_cache_ = std::make_unique<ListCache>();
   std::atomic<uint64_t> stale_drops_{0};
   std::mutex maint_mu_;
   std::condition_variable maint_cv_;

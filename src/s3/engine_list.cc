@@ -5,6 +5,7 @@
 
 #include "s3/engine.h"
 #include "s3/errors.h"
+#include "s3/list_cache.h"
 
 namespace reservoir::s3 {
 
@@ -47,16 +48,28 @@ class CacheCursor {
 };
 
 // Pulls the under store's listing in pages; keys relative to the bucket.
+// Pages come from the list cache when the mount's metadata_ttl allows.
 class UfsCursor {
  public:
-  UfsCursor(ufs::UnderStore& u, std::string base, std::string prefix, std::string after)
-      : u_(u), base_(std::move(base)), prefix_(std::move(prefix)), after_(std::move(after)) {}
+  UfsCursor(ns::Mount& m, ListCache& cache, std::string base, std::string prefix, std::string after)
+      : m_(m), cache_(cache), base_(std::move(base)), prefix_(std::move(prefix)), after_(std::move(after)) {}
   Result<const ufs::ObjectInfo*> peek() {
     if (pos_ < page_.entries.size()) return &page_.entries[pos_];
     if (done_) return static_cast<const ufs::ObjectInfo*>(nullptr);
-    auto p = u_.list(base_ + prefix_, after_.empty() ? std::string() : base_ + after_, kBatch);
-    if (!p.ok()) return p.status();
-    page_ = std::move(p.value());
+    std::string from = after_.empty() ? std::string() : base_ + after_;
+    const auto& ttl = m_.config.metadata_ttl;
+    bool cacheable = ttl && ttl->count() > 0;
+    uint64_t gen = m_.generation.load();
+    std::optional<ufs::ListPage> hit;
+    if (cacheable) hit = cache_.get(m_.id, gen, base_ + prefix_, from, *ttl);
+    if (hit) {
+      page_ = std::move(*hit);
+    } else {
+      auto p = m_.store->list(base_ + prefix_, from, kBatch);
+      if (!p.ok()) return p.status();
+      page_ = std::move(p.value());
+      if (cacheable) cache_.put(m_.id, gen, base_ + prefix_, from, page_);
+    }
     pos_ = 0;
     for (auto& e : page_.entries) e.path = e.path.substr(base_.size());
     if (!page_.truncated) done_ = true;
@@ -71,7 +84,8 @@ class UfsCursor {
   }
 
  private:
-  ufs::UnderStore& u_;
+  ns::Mount& m_;
+  ListCache& cache_;
   std::string base_, prefix_, after_;
   ufs::ListPage page_;
   size_t pos_ = 0;
@@ -94,7 +108,7 @@ Result<ListResult> Engine::list(const std::string& bucket, const ListRequest& re
       after.find(req.delimiter, req.prefix.size()) == after.size() - req.delimiter.size())
     after += std::string(1, '\xff');
   CacheCursor cache(store_, bucket, req.prefix, after);
-  UfsCursor under(*where->mount->store, base, req.prefix, after);
+  UfsCursor under(*where->mount, *list_cache_, base, req.prefix, after);
   ListResult out;
   size_t count = 0;
   std::string last_prefix;

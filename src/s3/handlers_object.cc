@@ -282,7 +282,7 @@ awaitable<void> put_object(Ctx& c) {
   }
   // One hop validates the write and opens its data; one more commits it.
   auto file = co_await c.blocking([&]() -> Result<std::unique_ptr<store::FileWriter>> {
-    Status st = c.engine().check_write(c.bucket, c.key);
+    Status st = c.engine().check_write(c.bucket, c.key, declared_length(c));
     if (!st.ok()) return st;
     return c.engine().new_file(declared_length(c), c.bucket, c.key);
   });

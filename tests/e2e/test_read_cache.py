@@ -328,3 +328,27 @@ def test_a_cache_full_of_dirty_data_follows_on_full(tmp_path, on_full):
             assert s3.get_object(Bucket="full", Key=k)["Body"].read() == v
     finally:
         srv.stop()
+
+
+def test_listings_are_cached_for_metadata_ttl_and_dropped_on_own_changes(backend, make_server):
+    backend.reset(latency_ms=0)
+    for i in range(3):
+        put_direct(backend, f"lst/k{i}", b"x")
+    srv = make_server("lst", mount_kw={"metadata_ttl": "2s"})
+    s3 = srv.client()
+
+    def keys():
+        return [o["Key"] for o in s3.list_objects_v2(Bucket="rc").get("Contents", [])]
+
+    assert keys() == ["k0", "k1", "k2"]
+    backend.proxy.post("/reset-stats")
+    put_direct(backend, "lst/k3", b"x")  # another writer
+    assert keys() == ["k0", "k1", "k2"], "within the TTL the cached listing answers"
+    assert backend.proxy.stats()["forwarded"] == 0
+    assert metric(srv.metrics(), "reservoir_cache_list_hits_total") >= 1
+    time.sleep(2.2)
+    assert keys() == ["k0", "k1", "k2", "k3"], "after the TTL the under store is listed again"
+    # Reservoir's own delete, once persisted, is never undone by a cached page.
+    s3.delete_object(Bucket="rc", Key="k1")
+    srv.sync("rc/")
+    assert keys() == ["k0", "k2", "k3"]
