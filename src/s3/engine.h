@@ -119,7 +119,11 @@ class Engine {
                                        std::unique_ptr<store::FileWriter> file, const ObjectAttrs& attrs,
                                        const PutConditions& cond);
   // The current version, from the cache or read through from the under store.
-  Result<store::ReadHandle> open_object(const std::string& bucket, const std::string& key);
+  // `span`: the bytes [first, last] a GET will read (last may be past the
+  // end), so that a cold read gets the metadata with its first bytes in one
+  // request.
+  Result<store::ReadHandle> open_object(const std::string& bucket, const std::string& key,
+                                        std::optional<std::pair<uint64_t, uint64_t>> span = std::nullopt);
   Result<store::ObjectMeta> head_object(const std::string& bucket, const std::string& key);
   Status delete_object(const std::string& bucket, const std::string& key);
   // Replaces the tags (a new version sharing the data).
@@ -172,6 +176,10 @@ class Engine {
   Result<std::optional<store::ObjectMeta>> current(const std::string& bucket, const std::string& key,
                                                    const ns::Resolved& where);
   void expire(const std::string& bucket, const std::string& key, const store::ObjectMeta& m);
+  // A key the cache does not hold: one ranged GET gives the metadata (which
+  // is recorded) and the first pages of `span` (handed to the page cache).
+  Status open_cold(const std::string& bucket, const std::string& key, const ns::Resolved& where,
+                   std::pair<uint64_t, uint64_t> span);
   Status bucket_exists(const std::string& bucket);
   bool dirty_budget_full(const ns::Mount& m) const;
 

@@ -122,11 +122,46 @@ Result<std::optional<ObjectMeta>> Engine::current(const std::string& bucket, con
   return unavailable("the object keeps changing; retry");
 }
 
-Result<store::ReadHandle> Engine::open_object(const std::string& bucket, const std::string& key) {
+Status Engine::open_cold(const std::string& bucket, const std::string& key, const ns::Resolved& where,
+                         std::pair<uint64_t, uint64_t> span) {
+  ufs::UnderStore& u = *where.mount->store;
+  if (!u.check_path(where.ufs_path).ok()) return no_such_key();
+  uint64_t ps = config_.cache.page_size;
+  uint64_t first_page = span.first / ps;
+  uint64_t pages = 1 + static_cast<uint64_t>(std::max(0, config_.cache.readahead_pages));
+  if (span.second != UINT64_MAX) pages = std::min(pages, span.second / ps - first_page + 1);
+  uint64_t length = pages * ps;
+  auto o = u.open_read(where.ufs_path, first_page * ps, length);
+  if (!o.ok()) {
+    if (o.status().code() == Code::not_found || o.status().code() == Code::invalid_argument) return no_such_key();
+    return o.status();
+  }
+  ObjectMeta fresh = from_info(o->info, ps);
+  auto ins = store_.commit_if_absent(bucket, key, fresh);
+  if (!ins.ok()) return ins.status();
+  auto cur = store_.get(bucket, key);
+  if (!cur.ok()) return cur.status();
+  const auto& m = cur.value();
+  // Only bytes of the very version recorded may fill its pages.
+  if (m && !m->deleted && m->page_size == ps && m->size == o->info.size && m->etag == o->info.etag &&
+      first_page * ps < m->size) {
+    PagedObject obj{bucket, key, m->version, m->size, ps, &u, where.ufs_path, where.policy.read_type};
+    reads_->adopt(obj, first_page, std::move(o->src), std::min(length, m->size - first_page * ps));
+  }
+  return ok_status();
+}
+
+Result<store::ReadHandle> Engine::open_object(const std::string& bucket, const std::string& key,
+                                              std::optional<std::pair<uint64_t, uint64_t>> span) {
   RETURN_IF_ERROR(validate_key(key));
   RETURN_IF_ERROR(bucket_exists(bucket));
   auto where = ns_.resolve(bucket, key);
   if (!where.ok()) return where.status();
+  if (span) {
+    auto cur = store_.get(bucket, key);
+    if (!cur.ok()) return cur.status();
+    if (!cur.value()) RETURN_IF_ERROR(open_cold(bucket, key, *where, *span));
+  }
   for (int attempt = 0; attempt < 3; ++attempt) {
     auto m = current(bucket, key, *where);
     if (!m.ok()) return m.status();

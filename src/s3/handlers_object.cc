@@ -59,8 +59,26 @@ uint64_t declared_length(const Ctx& c) {
   }
 }
 
+// The bytes a GET will read, when the request says so plainly ("bytes=N-"
+// or "bytes=N-M"; none for suffix ranges and part numbers).
+std::optional<std::pair<uint64_t, uint64_t>> read_span(const Ctx& c, bool head) {
+  if (head || c.has("partNumber")) return std::nullopt;
+  const std::string* r = c.req.header("range");
+  if (!r) return std::pair<uint64_t, uint64_t>(0, UINT64_MAX);
+  if (r->rfind("bytes=", 0) != 0 || r->size() < 7 || !std::isdigit(static_cast<unsigned char>((*r)[6])) ||
+      r->find(',') != std::string::npos)
+    return std::nullopt;
+  char* end = nullptr;
+  uint64_t first = std::strtoull(r->c_str() + 6, &end, 10);
+  uint64_t last = UINT64_MAX;
+  if (end && *end == '-' && std::isdigit(static_cast<unsigned char>(end[1]))) last = std::strtoull(end + 1, nullptr, 10);
+  if (last < first) return std::nullopt;
+  return std::pair<uint64_t, uint64_t>(first, last);
+}
+
 awaitable<void> get_object(Ctx& c, bool head) {
-  auto h = co_await c.blocking([&] { return c.engine().open_object(c.bucket, c.key); });
+  auto start = read_span(c, head);
+  auto h = co_await c.blocking([&] { return c.engine().open_object(c.bucket, c.key, start); });
   if (!h.ok()) {
     co_await send_error(c, h.status());
     co_return;

@@ -231,20 +231,35 @@ void ReadThrough::finish(const PagedObject& obj, uint64_t page, const std::share
   f->cv.notify_all();
 }
 
+void ReadThrough::adopt(const PagedObject& obj, uint64_t first, std::unique_ptr<ufs::Source> src,
+                        uint64_t src_length) {
+  uint64_t pages = src_length / obj.page_size + (src_length % obj.page_size ? 1 : 0);
+  auto run = claim_run(obj, first, first + pages);
+  if (run.empty() || run.front().first != first) return;  // someone else is at it: drop the stream
+  std::shared_ptr<ufs::Source> shared(std::move(src));
+  submit([this, obj, run, shared] { fetch_run(obj, run, shared); });
+}
+
 void ReadThrough::fetch_run(const PagedObject& obj,
-                            const std::vector<std::pair<uint64_t, std::shared_ptr<Flight>>>& run) {
+                            const std::vector<std::pair<uint64_t, std::shared_ptr<Flight>>>& run,
+                            std::shared_ptr<ufs::Source> given) {
   uint64_t off = run.front().first * obj.page_size;
   uint64_t end = std::min(obj.size, (run.back().first + 1) * obj.page_size);
   size_t done = 0;
   auto fail_rest = [&](const Status& st) {
     for (size_t i = done; i < run.size(); ++i) finish(obj, run[i].first, run[i].second, st, nullptr);
   };
-  auto src = obj.ufs->get(obj.ufs_path, off, end - off);
-  if (!src.ok()) {
-    Status st = src.status();
-    if (st.code() == Code::not_found) st = unavailable("the object vanished from the under store: " + st.message());
-    fail_rest(st);
-    return;
+  Result<std::unique_ptr<ufs::Source>> src = std::unique_ptr<ufs::Source>();
+  ufs::Source* in = given.get();
+  if (!in) {
+    src = obj.ufs->get(obj.ufs_path, off, end - off);
+    if (!src.ok()) {
+      Status st = src.status();
+      if (st.code() == Code::not_found) st = unavailable("the object vanished from the under store: " + st.message());
+      fail_rest(st);
+      return;
+    }
+    in = src->get();
   }
   for (; done < run.size(); ++done) {
     auto [page, flight] = run[done];
@@ -253,7 +268,7 @@ void ReadThrough::fetch_run(const PagedObject& obj,
     data->resize(plen);
     uint64_t got = 0;
     while (got < plen) {
-      auto n = (*src)->read(data->data() + got, static_cast<size_t>(plen - got));
+      auto n = in->read(data->data() + got, static_cast<size_t>(plen - got));
       if (!n.ok()) {
         fail_rest(n.status());
         return;

@@ -54,6 +54,10 @@ class ReadThrough {
   // Fetches every missing page of the object (reservoir load). Returns the
   // bytes fetched from the under store.
   Result<uint64_t> load(const PagedObject& obj);
+  // Takes over a stream already opened at page `first` (a cold read that got
+  // the object's metadata with its first bytes): the pages it covers are
+  // fetched from it, once, for every reader.
+  void adopt(const PagedObject& obj, uint64_t first, std::unique_ptr<ufs::Source> src, uint64_t src_length);
   // Moves a cached unit to the fastest tier in the background.
   void promote(const store::CacheUnit& u);
 
@@ -82,7 +86,10 @@ class ReadThrough {
   // missing) up to `to`, stopping at the first page cached or in flight.
   std::vector<std::pair<uint64_t, std::shared_ptr<Flight>>> claim_run(const PagedObject& obj, uint64_t first,
                                                                       uint64_t to);
-  void fetch_run(const PagedObject& obj, const std::vector<std::pair<uint64_t, std::shared_ptr<Flight>>>& run);
+  // Fetches the run with one ranged GET, or from `src` when given (opened at
+  // the run's first page).
+  void fetch_run(const PagedObject& obj, const std::vector<std::pair<uint64_t, std::shared_ptr<Flight>>>& run,
+                 std::shared_ptr<ufs::Source> src = nullptr);
   void finish(const PagedObject& obj, uint64_t page, const std::shared_ptr<Flight>& f, Status st,
               std::shared_ptr<const std::string> data);
   void submit(std::function<void()> job);

@@ -115,6 +115,40 @@ class S3Ufs : public UnderStore {
     return std::unique_ptr<Source>(std::make_unique<StreamSource>(std::move(r.value())));
   }
 
+  // One ranged GET: the metadata comes with the bytes (the total size from
+  // Content-Range), saving the HEAD round trip of a cold read.
+  Result<OpenedObject> open_read(const std::string& path, uint64_t offset, uint64_t length) override {
+    http::ClientHeaders h;
+    h.emplace_back("Range", length == UINT64_MAX ? fmt::format("bytes={}-", offset)
+                                                 : fmt::format("bytes={}-{}", offset, offset + length - 1));
+    auto req = signed_headers("GET", object_target(path), h);
+    auto r = client_.open("GET", object_target(path), req);
+    if (!r.ok()) return r.status();
+    int st = (*r)->response().status;
+    if (st == 416) {
+      drain(**r);
+      return UnderStore::open_read(path, offset, length);  // past the end (or empty): HEAD says what it is
+    }
+    if (st != 200 && st != 206) {
+      std::string body = drain(**r);
+      return classify(st, body, "GET " + path);
+    }
+    OpenedObject o;
+    o.info = info_from(path, (*r)->response());
+    if (st == 206) {
+      auto cr = (*r)->response().header("content-range");  // bytes first-last/total
+      auto slash = cr ? cr->rfind('/') : std::string::npos;
+      if (slash == std::string::npos || cr->compare(slash + 1, std::string::npos, "*") == 0)
+        return unavailable("GET " + path + ": a 206 answer without the object's size");
+      o.info.size = std::strtoull(cr->c_str() + slash + 1, nullptr, 10);
+    } else if (offset > 0) {
+      drain(**r);
+      return unavailable("GET " + path + ": the store ignored the Range header");
+    }
+    o.src = std::make_unique<StreamSource>(std::move(r.value()));
+    return o;
+  }
+
   Status put(const std::string& path, Source& src, uint64_t size, const ObjectInfo& meta) override {
     if (size >= o_.multipart_threshold && size > o_.part_size) return put_multipart(path, src, size, meta);
     http::ClientHeaders h = meta_headers(meta);

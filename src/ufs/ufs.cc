@@ -15,6 +15,21 @@ Result<size_t> StringSource::read(char* buf, size_t n) {
   return k;
 }
 
+Result<OpenedObject> UnderStore::open_read(const std::string& path, uint64_t offset, uint64_t length) {
+  auto info = head(path);
+  if (!info.ok()) return info.status();
+  OpenedObject o;
+  o.info = std::move(info.value());
+  if (offset >= o.info.size) {
+    o.src = std::make_unique<StringSource>("");
+    return o;
+  }
+  auto src = get(path, offset, length);
+  if (!src.ok()) return src.status();
+  o.src = std::move(src.value());
+  return o;
+}
+
 Result<std::string> read_all(Source& src) {
   std::string out;
   char buf[65536];

@@ -41,6 +41,12 @@ struct ListPage {
   bool truncated = false;
 };
 
+// An object opened for reading: what it is, and a stream of the bytes asked for.
+struct OpenedObject {
+  ObjectInfo info;
+  std::unique_ptr<Source> src;  // [offset, offset+length) clipped to the object; empty past its end
+};
+
 class UnderStore {
  public:
   virtual ~UnderStore() = default;
@@ -57,6 +63,9 @@ class UnderStore {
   virtual Result<ObjectInfo> head(const std::string& path) = 0;
   // Streams [offset, offset+length) of the object; length UINT64_MAX = to the end.
   virtual Result<std::unique_ptr<Source>> get(const std::string& path, uint64_t offset, uint64_t length) = 0;
+  // The object's metadata and a stream of [offset, offset+length), in one
+  // request where the store allows it (the default asks head() then get()).
+  virtual Result<OpenedObject> open_read(const std::string& path, uint64_t offset, uint64_t length);
   // Stores `size` bytes from `src` atomically: readers see the old or the new object.
   virtual Status put(const std::string& path, Source& src, uint64_t size, const ObjectInfo& meta) = 0;
   // Removing an absent object succeeds.

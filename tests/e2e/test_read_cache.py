@@ -352,3 +352,25 @@ def test_listings_are_cached_for_metadata_ttl_and_dropped_on_own_changes(backend
     s3.delete_object(Bucket="rc", Key="k1")
     srv.sync("rc/")
     assert keys() == ["k0", "k2", "k3"]
+
+
+def test_a_cold_read_is_one_backend_request(backend, make_server):
+    backend.reset(latency_ms=0)
+    put_direct(backend, "cold/small", b"s" * 10240, ContentType="text/csv", Metadata={"team": "ml"})
+    srv = make_server("cold")
+    s3 = srv.client()
+    backend.proxy.post("/reset-stats")
+    got = s3.get_object(Bucket="rc", Key="small")
+    assert got["Body"].read() == b"s" * 10240
+    assert got["ContentType"] == "text/csv" and got["Metadata"] == {"team": "ml"}
+    st = backend.proxy.stats()
+    assert st["forwarded"] == 1 and st["forwarded_by_method"] == {"GET": 1}, st["forwarded_by_method"]
+    # An empty object and a missing one behave as S3 says.
+    put_direct(backend, "cold/empty", b"")
+    assert s3.get_object(Bucket="rc", Key="empty")["Body"].read() == b""
+    with pytest.raises(ClientError) as e:
+        s3.get_object(Bucket="rc", Key="missing")
+    assert err_status(e.value) == 404
+    with pytest.raises(ClientError) as e:
+        s3.get_object(Bucket="rc", Key="small", Range="bytes=20000-")
+    assert err_status(e.value) == 416
