@@ -223,6 +223,11 @@ Status Engine::set_rule(const PolicyConfig& patch) {
 }
 
 uint64_t Engine::apply_ttls() {
+  // Nothing to do (and no scan) unless some path has a TTL.
+  bool any = false;
+  for (auto& p : config_.policies) any = any || p.ttl.has_value();
+  for (auto& p : ns_.runtime_rules()) any = any || p.ttl.has_value();
+  if (!any) return 0;
   auto buckets = store_.list_buckets();
   if (!buckets.ok()) return 0;
   std::vector<std::string> names;
