@@ -8,7 +8,8 @@ PKGS=(
   librocksdb-dev libssl-dev libspdlog-dev libfmt-dev nlohmann-json3-dev
   libcli11-dev libtomlplusplus-dev libpugixml-dev libxxhash-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  python3-pytest python3-boto3 awscli curl s3cmd rclone
+  python3-pytest python3-boto3 awscli curl s3cmd rclone s3fs
+  nginx gnuplot-nox
 )
 missing=()
 for p in "${PKGS[@]}"; do

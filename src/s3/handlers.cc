@@ -37,13 +37,18 @@ Status route(Ctx& c, const std::vector<std::string>& domains) {
   std::string p = *path;
   if (p.empty() || p[0] != '/') return s3_error("InvalidURI", "Couldn't parse the specified URI.");
   std::string host = host_without_port(c.req.header_or("host"));
+  // Virtual-hosted style: the longest configured domain the host ends with
+  // (so "b.s3.localhost" is bucket "b" whatever the order of the list).
+  const std::string* best = nullptr;
   for (auto& d : domains) {
     if (host.size() > d.size() + 1 && host.compare(host.size() - d.size(), d.size(), d) == 0 &&
-        host[host.size() - d.size() - 1] == '.') {
-      c.bucket = host.substr(0, host.size() - d.size() - 1);
-      c.key = p.substr(1);
-      return ok_status();
-    }
+        host[host.size() - d.size() - 1] == '.' && (!best || d.size() > best->size()))
+      best = &d;
+  }
+  if (best) {
+    c.bucket = host.substr(0, host.size() - best->size() - 1);
+    c.key = p.substr(1);
+    return ok_status();
   }
   auto slash = p.find('/', 1);
   if (slash == std::string::npos) {

@@ -293,7 +293,8 @@ class ReservoirServer(_Target):
                  allow_anonymous: bool = False, extra_toml: str = "",
                  server_options: dict | None = None, tls: tuple | None = None):
         """server_options: more [server] keys, e.g. {"header_timeout": "2s",
-        "max_connections": 8} (str values are quoted, int/bool written as TOML).
+        "max_connections": 8, "domains": ["s3.localhost", "localhost"]} (str values are
+        quoted, int/bool/list written as TOML).
         mounts: [[mount]] tables instead of the default "/" on file://ufs_dir: dicts with
         path, ufs, optional write_mode, delay, concurrency (defaults: the server's), an
         optional "persist" dict of more persist keys (max_ops_per_sec, ...), and any other
@@ -343,7 +344,8 @@ class ReservoirServer(_Target):
                     f"tls_key = {toml_str(self.tls[1])}"]
         for k, v in self.server_options.items():
             val = ("true" if v else "false") if isinstance(v, bool) else \
-                str(v) if isinstance(v, int) else toml_str(v)
+                str(v) if isinstance(v, int) else \
+                toml_value(v) if isinstance(v, (list, tuple)) else toml_str(v)
             out.append(f"{k} = {val}")
         out += [
             "",
@@ -810,6 +812,71 @@ def reservoir_factory(tmp_path_factory, request):
     yield make
     for srv in started:
         srv.stop()
+
+
+# --------------------------------------------------------------------------
+# A throwaway PKI made with the openssl CLI (one per session) and an HTTPS server
+# --------------------------------------------------------------------------
+
+_OPENSSL_CNF = """\
+[req]
+distinguished_name = dn
+prompt = no
+[dn]
+CN = unused
+[v3_ca]
+basicConstraints = critical,CA:TRUE
+keyUsage = critical,keyCertSign,cRLSign
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid:always
+[v3_server]
+basicConstraints = critical,CA:FALSE
+keyUsage = critical,digitalSignature,keyEncipherment
+extendedKeyUsage = serverAuth
+subjectAltName = IP:127.0.0.1,DNS:localhost,DNS:s3.localhost,DNS:*.s3.localhost
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid,issuer
+"""
+
+# the name virtual-hosted HTTPS clients use: <bucket>.s3.localhost matches the server
+# certificate's *.s3.localhost (OpenSSL does not match a wildcard directly under a
+# one-label name such as *.localhost). Servers that serve it need it in `domains`.
+TLS_VHOST_DOMAIN = "s3.localhost"
+
+
+def _openssl(d: Path, *args):
+    out = subprocess.run(["openssl", *args], cwd=d, capture_output=True, text=True, timeout=120,
+                         stdin=subprocess.DEVNULL)
+    assert out.returncode == 0, f"openssl {' '.join(args)}: {out.stderr}"
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory):
+    """A test CA (ca.pem), a server certificate it signed (server.pem/server.key: SANs
+    127.0.0.1, localhost, s3.localhost, *.s3.localhost) and an unrelated CA (other_ca)."""
+    if not shutil.which("openssl"):
+        pytest.skip("the openssl CLI is not installed")
+    from types import SimpleNamespace
+    d = tmp_path_factory.mktemp("pki")
+    (d / "openssl.cnf").write_text(_OPENSSL_CNF)
+    for ca, cn in (("ca", "Reservoir e2e test CA"), ("other-ca", "Some other CA")):
+        _openssl(d, "req", "-x509", "-config", "openssl.cnf", "-extensions", "v3_ca",
+                 "-newkey", "rsa:2048", "-nodes", "-keyout", f"{ca}.key", "-out", f"{ca}.pem",
+                 "-days", "2", "-subj", f"/CN={cn}")
+    _openssl(d, "req", "-new", "-config", "openssl.cnf", "-newkey", "rsa:2048", "-nodes",
+             "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1")
+    _openssl(d, "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+             "-CAcreateserial", "-out", "server.pem", "-days", "2",
+             "-extfile", "openssl.cnf", "-extensions", "v3_server")
+    return SimpleNamespace(dir=d, ca=d / "ca.pem", other_ca=d / "other-ca.pem",
+                           cert=d / "server.pem", key=d / "server.key")
+
+
+@pytest.fixture(scope="module")
+def https_server(reservoir_factory, pki):
+    """A Reservoir for the module with both the plain listener (endpoint) and an HTTPS one
+    (tls_endpoint, certificate from `pki`); skipped when the target is moto."""
+    return reservoir_factory(tls=(pki.cert, pki.key))
 
 
 # --------------------------------------------------------------------------

@@ -1,5 +1,8 @@
 """rclone (Debian's package) against the server: copy a directory up, lsf, cat, check
-(equal and after a local change), sync with deletes, and a 20 MiB multipart upload.
+(equal and after a local change), sync with deletes, and a 20 MiB multipart upload; over
+HTTPS with the test CA (--ca-cert): copy, lsf, cat, check, sync both ways, a multipart
+upload, content type and mtime metadata; a CA that did not sign the server's certificate
+failing; 403 for a wrong secret key.
 
 rclone is configured through a temporary --config file with one remote of type s3,
 provider Other, plain-HTTP endpoint on 127.0.0.1, path-style, static credentials."""
@@ -12,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ACCESS_KEY, REGION, SECRET_KEY, MiB, expect_error, md5_hex, rand_bytes, run_cli
+from conftest import (ACCESS_KEY, REGION, SECRET_KEY, MiB, delete_bucket_quietly, expect_error,
+                      md5_hex, rand_bytes, run_cli, unique_bucket_name)
 
 RCLONE = shutil.which("rclone") or ("/usr/bin/rclone" if os.path.exists("/usr/bin/rclone") else None)
 if RCLONE is None:
@@ -35,8 +39,11 @@ def _clean_env(home: Path) -> dict:
 
 
 class Rclone:
-    def __init__(self, endpoint: str, root: Path):
+    def __init__(self, endpoint: str, root: Path, *, ca: Path | None = None,
+                 secret_key: str = SECRET_KEY):
+        """ca: a CA bundle for an https endpoint, passed as --ca-cert (not AWS_CA_BUNDLE)."""
         root.mkdir(parents=True, exist_ok=True)
+        self.extra = ["--ca-cert", str(ca)] if ca else []
         self.config = root / "rclone.conf"
         self.config.write_text("\n".join([
             f"[{REMOTE}]",
@@ -44,7 +51,7 @@ class Rclone:
             "provider = Other",
             "env_auth = false",
             f"access_key_id = {ACCESS_KEY}",
-            f"secret_access_key = {SECRET_KEY}",
+            f"secret_access_key = {secret_key}",
             f"region = {REGION}",
             f"endpoint = {endpoint}",
             "force_path_style = true",
@@ -55,7 +62,8 @@ class Rclone:
     def __call__(self, *args, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:
         # no retries: a failing request must show up as a failure, not be papered over
         return run_cli([RCLONE, "--config", self.config, "--retries", "1", "--low-level-retries", "1",
-                        "--contimeout", "10s", "--timeout", "30s", *args], self.env, timeout, check)
+                        "--contimeout", "10s", "--timeout", "30s", *self.extra, *args], self.env,
+                       timeout, check)
 
 
 @pytest.fixture
@@ -175,3 +183,73 @@ def test_multipart_20mib_roundtrip(rclone, s3, bucket, tmp_path):
     dst = tmp_path / "big.back"
     rclone("copyto", f"{REMOTE}:{bucket}/big.bin", dst, timeout=120)
     assert hashlib.md5(dst.read_bytes()).hexdigest() == want
+
+
+# --------------------------------------------------------------------------
+# HTTPS and authentication errors
+# --------------------------------------------------------------------------
+
+@pytest.fixture
+def https_bucket(https_server):
+    admin = https_server.client()
+    name = unique_bucket_name("rclone-tls")
+    admin.create_bucket(Bucket=name)
+    yield name
+    delete_bucket_quietly(admin, name)
+
+
+@pytest.mark.slow
+def test_https_copy_lsf_cat_check_sync_multipart(https_server, pki, https_bucket, tmp_path):
+    rclone = Rclone(https_server.tls_endpoint, tmp_path / "home", ca=pki.ca)
+    admin = https_server.client()
+    b = https_bucket
+    src = tmp_path / "src"
+    _write_tree(src, FILES)
+    rclone("copy", src, f"{REMOTE}:{b}/tree")
+    assert _keys(admin, b) == sorted(f"tree/{k}" for k in FILES)
+    head = admin.head_object(Bucket=b, Key="tree/a.txt")
+    assert head["ETag"].strip('"') == md5_hex(FILES["a.txt"])
+    assert head["ContentType"].startswith("text/plain"), head["ContentType"]
+    assert "mtime" in head["Metadata"], head["Metadata"]  # rclone keeps the mtime as metadata
+    assert sorted(rclone("lsf", "-R", "--files-only", f"{REMOTE}:{b}/tree").stdout.splitlines()) == sorted(FILES)
+    assert rclone("cat", f"{REMOTE}:{b}/tree/sp ace+plus.txt").stdout == "odd name\n"
+    assert rclone("check", src, f"{REMOTE}:{b}/tree", check=False).returncode == 0
+    (src / "a.txt").write_bytes(b"alphA\n")  # same size, other bytes
+    bad = rclone("check", src, f"{REMOTE}:{b}/tree", check=False)
+    assert bad.returncode != 0 and "a.txt" in bad.stderr, bad
+
+    (src / "b/d/e.bin").unlink()
+    rclone("sync", src, f"{REMOTE}:{b}/tree")
+    assert _keys(admin, b) == sorted(f"tree/{k}" for k in FILES if k != "b/d/e.bin")
+    down = tmp_path / "down"
+    down.mkdir()
+    rclone("sync", f"{REMOTE}:{b}/tree", down)
+    assert {p.relative_to(down).as_posix(): p.read_bytes() for p in down.rglob("*") if p.is_file()} == \
+        {p.relative_to(src).as_posix(): p.read_bytes() for p in src.rglob("*") if p.is_file()}
+
+    data = rand_bytes(12 * MiB, seed="rclone-tls-big")
+    (tmp_path / "big.bin").write_bytes(data)
+    rclone("copyto", "--s3-upload-cutoff", "5M", "--s3-chunk-size", "5M", tmp_path / "big.bin",
+           f"{REMOTE}:{b}/big.bin", timeout=120)
+    head = admin.head_object(Bucket=b, Key="big.bin")
+    assert head["ContentLength"] == len(data) and head["ETag"].strip('"').endswith("-3"), head["ETag"]
+    rclone("copyto", f"{REMOTE}:{b}/big.bin", tmp_path / "big.back", timeout=120)
+    assert hashlib.md5((tmp_path / "big.back").read_bytes()).hexdigest() == hashlib.md5(data).hexdigest()
+
+
+def test_https_untrusted_ca_fails(https_server, pki, https_bucket, tmp_path):
+    rclone = Rclone(https_server.tls_endpoint, tmp_path / "home", ca=pki.other_ca)
+    r = rclone("lsf", f"{REMOTE}:{https_bucket}", check=False)
+    assert r.returncode != 0, r
+    assert "certificate" in r.stderr.lower(), r.stderr
+
+
+@pytest.mark.moto_deviates(reason="moto does not verify signatures")
+def test_wrong_secret_key_is_403(server, bucket, tmp_path):
+    rclone = Rclone(server.endpoint, tmp_path / "home", secret_key=SECRET_KEY + "-wrong")
+    r = rclone("lsf", f"{REMOTE}:{bucket}", check=False)
+    assert r.returncode != 0 and "403" in r.stderr and "SignatureDoesNotMatch" in r.stderr, r.stderr
+    src = tmp_path / "f.txt"
+    src.write_bytes(b"x")
+    r = rclone("copyto", src, f"{REMOTE}:{bucket}/f.txt", check=False)
+    assert r.returncode != 0 and "403" in r.stderr, r.stderr

@@ -1,7 +1,9 @@
 """s3cmd (Debian's package) against the server: put, get, ls, del, sync up and down,
-info, a multipart put, --mime-type, and a failing get of a missing key.
+info, a multipart put, --mime-type, and a failing get of a missing key; the same over
+HTTPS with the test CA (ca_certs_file, certificate and host name checked), a CA that did not
+sign the server's certificate failing, and 403 for a wrong secret key.
 
-s3cmd is configured through a temporary --config file: plain HTTP, path-style
+s3cmd is configured through a temporary --config file: plain HTTP (or HTTPS), path-style
 (host_bucket without %(bucket)s), SigV4, region us-east-1."""
 
 import hashlib
@@ -12,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ACCESS_KEY, HOST, REGION, SECRET_KEY, MiB, md5_hex, rand_bytes, run_cli
+from conftest import (ACCESS_KEY, HOST, REGION, SECRET_KEY, MiB, delete_bucket_quietly, md5_hex,
+                      multipart_etag, rand_bytes, run_cli, unique_bucket_name)
 
 S3CMD = shutil.which("s3cmd") or ("/usr/bin/s3cmd" if os.path.exists("/usr/bin/s3cmd") else None)
 if S3CMD is None:
@@ -31,7 +34,8 @@ def _clean_env(home: Path) -> dict:
 
 
 class S3cmd:
-    def __init__(self, port: int, root: Path):
+    def __init__(self, port: int, root: Path, *, ca: Path | None = None, secret_key: str = SECRET_KEY):
+        """ca: use HTTPS to `port`, trusting this CA bundle (and checking the host name)."""
         self.root = root
         self.root.mkdir(parents=True, exist_ok=True)
         self.config = root / "s3cfg"
@@ -39,13 +43,15 @@ class S3cmd:
         self.config.write_text("\n".join([
             "[default]",
             f"access_key = {ACCESS_KEY}",
-            f"secret_key = {SECRET_KEY}",
+            f"secret_key = {secret_key}",
             f"host_base = {hostport}",
             f"host_bucket = {hostport}",
             f"bucket_location = {REGION}",
-            "use_https = False",
+            f"use_https = {ca is not None}",
             "signature_v2 = False",
-            "check_ssl_certificate = False",
+            f"check_ssl_certificate = {ca is not None}",
+            f"check_ssl_hostname = {ca is not None}",
+            f"ca_certs_file = {ca or ''}",
             "proxy_host = ",
             "proxy_port = 0",
             "guess_mime_type = True",
@@ -180,3 +186,82 @@ def test_multipart_put_20mib(s3cmd, s3, bucket, tmp_path):
     # on a multipart object makes moto answer 500.)
     attrs = head["Metadata"].get("s3cmd-attrs", "")
     assert f"md5:{hashlib.md5(data).hexdigest()}" in attrs.split("/"), head["Metadata"]
+
+
+# --------------------------------------------------------------------------
+# HTTPS and authentication errors
+# --------------------------------------------------------------------------
+
+@pytest.fixture
+def https_bucket(https_server):
+    admin = https_server.client()
+    name = unique_bucket_name("s3cmd-tls")
+    admin.create_bucket(Bucket=name)
+    yield name
+    delete_bucket_quietly(admin, name)
+
+
+@pytest.mark.slow
+def test_https_put_get_ls_info_multipart_sync_del(https_server, pki, https_bucket, tmp_path):
+    s3cmd = S3cmd(https_server.tls_port, tmp_path / "home", ca=pki.ca)
+    admin = https_server.client()
+    b = https_bucket
+    data = rand_bytes(99_999, seed="s3cmd-tls")
+    src = tmp_path / "small.dat"
+    src.write_bytes(data)
+    s3cmd("put", "--mime-type=application/x-tls-test", "--add-header=x-amz-meta-color:green",
+          src, f"s3://{b}/d/small.dat")
+    head = admin.head_object(Bucket=b, Key="d/small.dat")
+    assert head["ETag"].strip('"') == md5_hex(data) and head["ContentType"] == "application/x-tls-test"
+    assert head["Metadata"].get("color") == "green", head["Metadata"]
+    s3cmd("get", f"s3://{b}/d/small.dat", tmp_path / "small.back")
+    assert (tmp_path / "small.back").read_bytes() == data
+    info = s3cmd("info", f"s3://{b}/d/small.dat").stdout
+    assert md5_hex(data) in info and "application/x-tls-test" in info, info
+    assert any(ln.split() == ["DIR", f"s3://{b}/d/"] for ln in s3cmd("ls", f"s3://{b}/").stdout.splitlines())
+
+    big = rand_bytes(12 * MiB + 1, seed="s3cmd-tls-big")
+    (tmp_path / "big.bin").write_bytes(big)
+    s3cmd("put", "--multipart-chunk-size-mb=5", tmp_path / "big.bin", f"s3://{b}/big.bin", timeout=120)
+    head = admin.head_object(Bucket=b, Key="big.bin")
+    assert head["ETag"].strip('"') == multipart_etag([big[:5 * MiB], big[5 * MiB:10 * MiB], big[10 * MiB:]])
+    s3cmd("get", f"s3://{b}/big.bin", tmp_path / "big.back", timeout=120)
+    assert hashlib.md5((tmp_path / "big.back").read_bytes()).hexdigest() == hashlib.md5(big).hexdigest()
+
+    up = tmp_path / "up"
+    files = {"a.txt": b"alpha", "x/y.bin": rand_bytes(5000, seed="s3cmd-y"), "x/z/empty": b""}
+    for rel, content in files.items():
+        (up / rel).parent.mkdir(parents=True, exist_ok=True)
+        (up / rel).write_bytes(content)
+    s3cmd("sync", f"{up}/", f"s3://{b}/tree/")
+    down = tmp_path / "down"
+    down.mkdir()
+    s3cmd("sync", f"s3://{b}/tree/", f"{down}/")
+    assert _tree(down) == files
+    rec = s3cmd("ls", "--recursive", f"s3://{b}/tree/").stdout
+    assert sorted(ln.split()[-1] for ln in rec.splitlines() if ln.strip()) == \
+        sorted(f"s3://{b}/tree/{k}" for k in files), rec
+
+    s3cmd("del", "--recursive", "--force", f"s3://{b}/tree/")
+    s3cmd("del", f"s3://{b}/big.bin")
+    assert sorted(o["Key"] for o in admin.list_objects_v2(Bucket=b).get("Contents", [])) == ["d/small.dat"]
+
+
+def test_https_untrusted_ca_fails(https_server, pki, https_bucket, tmp_path):
+    s3cmd = S3cmd(https_server.tls_port, tmp_path / "home", ca=pki.other_ca)
+    r = s3cmd("ls", f"s3://{https_bucket}/", check=False)
+    assert r.returncode != 0, r
+    assert "certificate" in (r.stdout + r.stderr).lower(), r
+
+
+@pytest.mark.moto_deviates(reason="moto does not verify signatures")
+def test_wrong_secret_key_is_403(server, bucket, tmp_path):
+    s3cmd = S3cmd(server.port, tmp_path / "home", secret_key=SECRET_KEY + "-wrong")
+    r = s3cmd("ls", f"s3://{bucket}/", check=False)
+    assert r.returncode != 0, r
+    out = r.stdout + r.stderr
+    assert "403" in out and "SignatureDoesNotMatch" in out, out
+    src = tmp_path / "f"
+    src.write_bytes(b"x")
+    r = s3cmd("put", src, f"s3://{bucket}/f", check=False)
+    assert r.returncode != 0 and "403" in r.stdout + r.stderr, r
