@@ -31,11 +31,11 @@ test: build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
 	bash tests/e2e/run.sh
 
-# Benchmarks: each prints a Markdown table (copied into BENCHMARKS.md) and
-# writes its JSON under build/bench/.
+# Benchmarks: every experiment under bench/ (each prints a Markdown table and
+# writes its JSON under build/bench/), then BENCHMARKS.md is regenerated.
 bench: build
 	mkdir -p build/bench
-	python3 bench/burst.py --json build/bench/burst.json
+	RESERVOIR_BIN=$(abspath $(BUILD_DIR))/reservoir python3 bench/run_all.py
 
 clean:
 	rm -rf build
