@@ -107,6 +107,11 @@ CLI::App* add_bench_command(CLI::App& app, BenchCli& c) {
   b->add_option("--part-size", c.part_size, "Part size of multipart")->capture_default_str();
   b->add_option("--mix", c.mix, "Weights of a mixed step (put, get, stat, delete)")->capture_default_str();
   b->add_flag("--verify", c.verify, "Compare every body read with what was written (length is always checked)");
+  b->add_flag("--no-prepare", c.no_prepare,
+              "The objects exist already (put by an earlier run with the same --prefix, --objects, --obj-size, --seed)");
+  b->add_flag("--sequential", c.sequential,
+              "get/stat read objects 0, 1, 2, ... in order: with --ops = --objects each read is that object's first");
+  b->add_option("--seed", c.seed, "Seed of the data and object sizes (default: random)");
   b->add_option("--prefix", c.prefix, "Key prefix (default: a random bench-XXXX/)");
   b->add_flag("--no-progress", c.no_progress, "No live progress line on stderr");
   b->add_option("--json", c.json_file, "Write the results as JSON to this file");
@@ -140,6 +145,9 @@ Result<BenchOptions> to_options(const BenchCli& c) {
   if (!mix.ok()) return mix.status();
   o.mix = *mix;
   o.verify = c.verify;
+  o.no_prepare = c.no_prepare;
+  o.sequential = c.sequential;
+  o.seed = c.seed;
   o.prefix = c.prefix;
   o.progress = !c.no_progress;
   o.json_file = c.json_file;
@@ -167,7 +175,7 @@ int bench_command(const BenchCli& cli) {
   if (opt.compare) eps.push_back(*opt.compare);
 
   std::random_device rd;
-  uint64_t seed = (static_cast<uint64_t>(rd()) << 32) ^ rd();
+  uint64_t seed = opt.seed ? opt.seed : (static_cast<uint64_t>(rd()) << 32) ^ rd();
   std::string prefix = opt.prefix;
   if (prefix.empty()) {
     char b[32];
@@ -210,6 +218,7 @@ int bench_command(const BenchCli& cli) {
       ds.objects = default_objects(opt, op);
       int pc = std::min(32, *std::max_element(opt.concurrency.begin(), opt.concurrency.end()));
       for (const auto& ep : eps) {
+        if (opt.no_prepare) break;
         if (auto st = prepare_objects(opt, ep, ds, pc); !st.ok()) {
           std::cerr << "reservoir bench: " << st.message() << "\n";
           return 1;

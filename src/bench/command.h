@@ -32,6 +32,9 @@ struct BenchCli {
   std::string part_size = "5MiB";
   std::string mix = "put=30,get=60,stat=10";
   bool verify = false;
+  bool no_prepare = false;
+  bool sequential = false;
+  uint64_t seed = 0;
   std::string prefix;
   bool no_progress = false;
   std::string json_file;

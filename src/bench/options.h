@@ -72,6 +72,9 @@ struct BenchOptions {
   uint64_t objects = 0;         // objects prepared for get/stat/list/mixed; 0 = automatic
   uint64_t part_size = 5 << 20; // multipart
   bool verify = false;          // compare read bodies byte for byte (length is always checked)
+  bool no_prepare = false;      // the objects exist already (an earlier run with the same prefix and seed)
+  bool sequential = false;      // get/stat read objects 0, 1, 2, ... in order instead of at random
+  uint64_t seed = 0;            // of the data and object sizes; 0 = random
   Mix mix;
   std::string prefix;           // key prefix of this run; "" = random
   bool progress = true;         // live progress line on stderr when it is a terminal

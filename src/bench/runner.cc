@@ -269,6 +269,7 @@ struct Step {
   Clock::time_point warm_end, end;
   uint64_t max_ops = 0;  // 0: until `end`
   std::atomic<uint64_t> issued{0};
+  std::atomic<uint64_t> next_object{0};  // --sequential
   std::atomic<uint64_t> done{0};
   std::atomic<uint64_t> failed{0};
   std::atomic<int> running{0};
@@ -431,12 +432,12 @@ awaitable<void> one_op(Worker& w, Op op, bool rec) {
       break;
     }
     case Op::get: {
-      uint64_t i = w.rng() % std::max<uint64_t>(ds.objects, 1);
+      uint64_t i = (st.opt->sequential ? w.step->next_object.fetch_add(1) : w.rng()) % std::max<uint64_t>(ds.objects, 1);
       co_await get_object(w, ds.object_key(i), ds.object_size(i), ds.object_offset(i), rec);
       break;
     }
     case Op::stat: {
-      uint64_t i = w.rng() % std::max<uint64_t>(ds.objects, 1);
+      uint64_t i = (st.opt->sequential ? w.step->next_object.fetch_add(1) : w.rng()) % std::max<uint64_t>(ds.objects, 1);
       co_await head_object(w, ds.object_key(i), ds.object_size(i), rec);
       break;
     }

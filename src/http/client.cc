@@ -1,5 +1,7 @@
 #include "http/client.h"
 
+#include <cstring>
+
 #include <utility>
 
 #include <boost/asio/connect.hpp>
@@ -156,6 +158,13 @@ class PooledResponse : public ResponseStream {
       for (auto& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
       resp_.headers.emplace_back(std::move(name), std::string(f.value()));
     }
+    // A body of known length is read straight from the socket into the
+    // caller's buffer (large reads, no copy through the parser).
+    if (!parser_.is_done() && !parser_.chunked() && parser_.content_length()) {
+      direct_ = true;
+      remaining_ = *parser_.content_length();
+      keep_alive_ = msg.keep_alive();
+    }
     maybe_release();
     return ok_status();
   }
@@ -163,6 +172,7 @@ class PooledResponse : public ResponseStream {
   const ClientResponse& response() const override { return resp_; }
 
   Result<size_t> read(char* out, size_t n) override {
+    if (direct_) return read_direct(out, n);
     while (conn_ && !parser_.is_done()) {
       parser_.get().body().data = out;
       parser_.get().body().size = n;
@@ -182,8 +192,42 @@ class PooledResponse : public ResponseStream {
     return size_t{0};
   }
 
+  Result<size_t> read_direct(char* out, size_t n) {
+    if (!conn_ || remaining_ == 0 || n == 0) return size_t{0};
+    size_t want = static_cast<size_t>(std::min<uint64_t>(n, remaining_));
+    size_t got = 0;
+    if (conn_->buf.size() > 0) {  // bytes that came with the header
+      got = std::min(want, conn_->buf.size());
+      std::memcpy(out, conn_->buf.data().data(), got);
+      conn_->buf.consume(got);
+    } else {
+      error_code ec = conn_->run(client_->options().io_timeout, [&](auto h) {
+        auto b = asio::buffer(out, want);
+        if (conn_->tls) conn_->tls->async_read_some(b, [&got, h = std::move(h)](error_code e, size_t k) mutable {
+          got = k;
+          h(e);
+        });
+        else conn_->tcp->async_read_some(b, [&got, h = std::move(h)](error_code e, size_t k) mutable {
+          got = k;
+          h(e);
+        });
+      });
+      if (ec && got == 0) {
+        conn_.reset();
+        return net_error("read response body", ec);
+      }
+    }
+    remaining_ -= got;
+    if (remaining_ == 0) {
+      if (keep_alive_ && conn_->buf.size() == 0) client_->give_back(std::move(conn_));
+      conn_.reset();
+    }
+    return got;
+  }
+
  private:
   void maybe_release() {
+    if (direct_) return;
     if (conn_ && parser_.is_done()) {
       if (parser_.get().keep_alive()) client_->give_back(std::move(conn_));
       conn_.reset();
@@ -194,6 +238,9 @@ class PooledResponse : public ResponseStream {
   std::unique_ptr<HttpClient::Conn> conn_;
   bhttp::response_parser<bhttp::buffer_body> parser_;
   ClientResponse resp_;
+  bool direct_ = false;     // reading a Content-Length body past the parser
+  bool keep_alive_ = false;
+  uint64_t remaining_ = 0;
 };
 
 Result<std::unique_ptr<ResponseStream>> HttpClient::open(const std::string& method, const std::string& target,

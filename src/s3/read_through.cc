@@ -12,6 +12,8 @@ namespace reservoir::s3 {
 
 namespace {
 
+constexpr int kStoreBacklog = 4;  // pages of one run waiting to be stored
+
 uint64_t page_count(const PagedObject& o) { return (o.size + o.page_size - 1) / o.page_size; }
 uint64_t page_len(const PagedObject& o, uint64_t page) {
   return std::min<uint64_t>(o.page_size, o.size - page * o.page_size);
@@ -33,8 +35,10 @@ class PageSourceImpl : public store::PageSource {
       uint64_t end_page = (std::min(hint_end_, obj_.size) + obj_.page_size - 1) / obj_.page_size;
       end_page = std::max(end_page, page + 1);
       uint64_t ahead = std::min(end_page, page + 1 + static_cast<uint64_t>(rt_.config().readahead_pages));
+      // A miss fetches the rest of the span (up to a long run) in one request.
+      uint64_t run_to = std::min(end_page, page + ReadThrough::kMaxRunPages);
       uint64_t len = 0;
-      auto d = rt_.read_page_data(obj_, page, ahead, &fd_, &len);
+      auto d = rt_.read_page_data(obj_, page, run_to, &fd_, &len);
       if (!d.ok()) return d.status();
       mem_ = std::move(d.value());
       cur_ = static_cast<int64_t>(page);
@@ -168,7 +172,7 @@ Result<std::shared_ptr<const std::string>> ReadThrough::read_page_data(const Pag
     }
     if (!f) {
       auto run = claim_run(obj, page, std::max(ahead_to, page + 1));
-      if (run.empty()) continue;  // someone else just started it
+      if (run.empty()) continue;  // stored or started meanwhile: look again
       f = run.front().second;
       submit([this, obj, run] { fetch_run(obj, run); });
     }
@@ -186,10 +190,14 @@ std::vector<std::pair<uint64_t, std::shared_ptr<ReadThrough::Flight>>> ReadThrou
   std::vector<std::pair<uint64_t, std::shared_ptr<Flight>>> run;
   to = std::min(to, page_count(obj));
   for (uint64_t p = first; p < to; ++p) {
-    if (p != first) {
-      auto seg = store_.get_page(obj.bucket, obj.key, obj.version, p);
-      if (!seg.ok() || seg.value()) break;
+    // The flight first, then the cache: a page leaves flight only once it
+    // is stored, so a page found in neither is really missing.
+    {
+      std::lock_guard lk(mu_);
+      if (flights_.count(flight_key(obj, p))) break;
     }
+    auto seg = store_.get_page(obj.bucket, obj.key, obj.version, p);
+    if (!seg.ok() || seg.value()) break;
     std::lock_guard lk(mu_);
     auto [it, fresh] = flights_.try_emplace(flight_key(obj, p));
     if (!fresh) break;
@@ -215,20 +223,23 @@ void ReadThrough::prefetch(const PagedObject& obj, uint64_t from, uint64_t to) {
   }
 }
 
-void ReadThrough::finish(const PagedObject& obj, uint64_t page, const std::shared_ptr<Flight>& f, Status st,
-                         std::shared_ptr<const std::string> data) {
-  {
-    std::lock_guard lk(mu_);
-    auto it = flights_.find(flight_key(obj, page));
-    if (it != flights_.end() && it->second == f) flights_.erase(it);
-  }
+void ReadThrough::publish(const std::shared_ptr<Flight>& f, Status st, std::shared_ptr<const std::string> data) {
   {
     std::lock_guard lk(f->mu);
+    if (f->done) return;
     f->done = true;
     f->status = std::move(st);
     f->data = std::move(data);
   }
   f->cv.notify_all();
+}
+
+void ReadThrough::finish(const PagedObject& obj, uint64_t page, const std::shared_ptr<Flight>& f, Status st,
+                         std::shared_ptr<const std::string> data) {
+  publish(f, std::move(st), std::move(data));
+  std::lock_guard lk(mu_);
+  auto it = flights_.find(flight_key(obj, page));
+  if (it != flights_.end() && it->second == f) flights_.erase(it);
 }
 
 void ReadThrough::adopt(const PagedObject& obj, uint64_t first, std::unique_ptr<ufs::Source> src,
@@ -261,6 +272,12 @@ void ReadThrough::fetch_run(const PagedObject& obj,
     }
     in = src->get();
   }
+  struct Backlog {
+    std::mutex mu;
+    int pending = 0;
+    bool inline_store = false;  // only the fetching thread reads it
+  };
+  auto backlog = std::make_shared<Backlog>();
   for (; done < run.size(); ++done) {
     auto [page, flight] = run[done];
     uint64_t plen = page_len(obj, page);
@@ -281,19 +298,51 @@ void ReadThrough::fetch_run(const PagedObject& obj,
     }
     backend_bytes_ += plen;
     ++page_misses_;
-    bool kept = false;
-    if (obj.read_type != ReadType::no_cache) {
-      auto file = store_.new_file(true, plen, true);
-      if (file.ok() && (*file)->append(data->data(), plen).ok() && (*file)->commit(false).ok()) {
-        store::Segment seg = (*file)->segment();
-        auto put = store_.put_page(obj.bucket, obj.key, obj.version, page, seg);
-        if (put.ok() && *put) kept = true;
-        else store_.remove_data(seg);
+    // Readers get the page now; it stays in flight (answering late comers
+    // from memory) until it is stored.
+    std::shared_ptr<const std::string> bytes = std::move(data);
+    publish(flight, ok_status(), bytes);
+    // Stored on another thread while this one reads on; with a few pages
+    // already waiting, stored here (bounds the memory a run holds, and never
+    // waits for a pool thread that may itself be waiting).
+    {
+      std::lock_guard lk(backlog->mu);
+      if (backlog->pending >= kStoreBacklog) {
+        backlog->inline_store = true;
+      } else {
+        backlog->inline_store = false;
+        ++backlog->pending;
       }
     }
-    if (!kept) uncached_bytes_ += plen;
-    finish(obj, page, flight, ok_status(), std::move(data));
+    if (backlog->inline_store) {
+      store_page(obj, page, flight, bytes);
+      continue;
+    }
+    uint64_t pg = page;
+    std::shared_ptr<Flight> fl = flight;
+    submit([this, obj, pg, fl, bytes, backlog] {
+      store_page(obj, pg, fl, bytes);
+      std::lock_guard lk(backlog->mu);
+      --backlog->pending;
+    });
   }
+}
+
+void ReadThrough::store_page(const PagedObject& obj, uint64_t page, const std::shared_ptr<Flight>& flight,
+                             const std::shared_ptr<const std::string>& bytes) {
+  bool kept = false;
+  if (obj.read_type != ReadType::no_cache) {
+    auto file = store_.new_file(true, bytes->size(), true);
+    if (file.ok()) (*file)->skip_md5();
+    if (file.ok() && (*file)->append(bytes->data(), bytes->size()).ok() && (*file)->commit(false).ok()) {
+      store::Segment seg = (*file)->segment();
+      auto put = store_.put_page(obj.bucket, obj.key, obj.version, page, seg);
+      if (put.ok() && *put) kept = true;
+      else store_.remove_data(seg);
+    }
+  }
+  if (!kept) uncached_bytes_ += bytes->size();
+  finish(obj, page, flight, ok_status(), bytes);
 }
 
 Result<uint64_t> ReadThrough::load(const PagedObject& obj) {

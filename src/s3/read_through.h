@@ -46,6 +46,10 @@ struct PagedObject {
 
 class ReadThrough {
  public:
+  // The longest run of pages one ranged GET fetches for a reader whose span
+  // goes on (a whole-object read streams in requests of up to this many).
+  static constexpr uint64_t kMaxRunPages = 64;
+
   ReadThrough(store::CacheStore& store, const CacheConfig& config, int fetch_threads = 16);
   ~ReadThrough();
 
@@ -90,6 +94,12 @@ class ReadThrough {
   // the run's first page).
   void fetch_run(const PagedObject& obj, const std::vector<std::pair<uint64_t, std::shared_ptr<Flight>>>& run,
                  std::shared_ptr<ufs::Source> src = nullptr);
+  // Writes a fetched page into the cache, then ends its flight.
+  void store_page(const PagedObject& obj, uint64_t page, const std::shared_ptr<Flight>& flight,
+                  const std::shared_ptr<const std::string>& bytes);
+  // Hands the page (or the error) to its waiting readers.
+  void publish(const std::shared_ptr<Flight>& f, Status st, std::shared_ptr<const std::string> data);
+  // Publishes (if not yet) and ends the flight: later readers look in the cache.
   void finish(const PagedObject& obj, uint64_t page, const std::shared_ptr<Flight>& f, Status st,
               std::shared_ptr<const std::string> data);
   void submit(std::function<void()> job);

@@ -46,7 +46,7 @@ Status FileWriter::spill() {
 
 Status FileWriter::append(const char* data, size_t n) {
   crc_ = crc32c_extend(crc_, data, n);
-  EVP_DigestUpdate(static_cast<EVP_MD_CTX*>(md5_ctx_), data, n);
+  if (with_md5_) EVP_DigestUpdate(static_cast<EVP_MD_CTX*>(md5_ctx_), data, n);
   size_ += n;
   if (!spilled_ && size_ <= inline_max_) {
     buf_.append(data, n);

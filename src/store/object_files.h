@@ -50,6 +50,9 @@ class FileWriter {
   void set_overflow() { overflow_ = true; }
   // MD5 of everything appended, raw 16 bytes. Call once, after the last append.
   std::string md5();
+  // No MD5 (data whose ETag is known already, e.g. pages read through):
+  // call before the first append.
+  void skip_md5() { with_md5_ = false; }
 
  private:
   Status spill();  // from memory to a temporary file
@@ -70,6 +73,7 @@ class FileWriter {
   CacheSpace* space_;
   uint64_t reserved_;
   bool overflow_ = false;
+  bool with_md5_ = true;
 };
 
 class ObjectFiles {
