@@ -3,7 +3,7 @@
 regenerates BENCHMARKS.md from their results (build/bench/*.json): tables, plot
 links, and for each goal the goal, the measured value, pass/miss and the command.
 
-    python3 bench/run_all.py [--only put,raw,nginx,large,pipeline,burst] [--report-only]
+    python3 bench/run_all.py [--only put,raw,nginx,large,pipeline,burst,readcache] [--report-only]
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ EXPERIMENTS = {
     "large": (["bench/exp_large.py"], "exp_large", "4. Large objects (1 GiB, 64 MiB)"),
     "pipeline": (["bench/exp_pipeline.py"], "exp_pipeline", "5. A three-stage pipeline"),
     "nginx": (["bench/exp_nginx.py"], "exp_nginx", "6. Physical-limit reference: nginx on the same machine"),
+    "readcache": (["bench/exp_read_cache.py"], "exp_read_cache", "7. Read cache: hit, cold miss and the backend; ranged reads"),
 }
 BURST_CMD = ["bench/burst.py", "--puts", "2000", "--concurrency", "64", "--json", "build/bench/burst.json"]
 BURST_C1_CMD = ["bench/burst.py", "--puts", "300", "--concurrency", "1", "--json", "build/bench/burst-c1.json"]
@@ -151,7 +152,7 @@ def write_report() -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--only", default="put,raw,nginx,large,pipeline,burst")
+    ap.add_argument("--only", default="put,raw,nginx,large,pipeline,burst,readcache")
     ap.add_argument("--report-only", action="store_true")
     a = ap.parse_args()
     if not a.report_only:
