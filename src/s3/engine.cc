@@ -272,8 +272,13 @@ Result<ObjectMeta> Engine::finish_put(const std::string& bucket, const std::stri
   ns::Resolved w = where.value();
   if (file->overflow()) w.policy.write_mode = WriteMode::through;  // no room to keep it
   auto r = commit_write(bucket, key, w, std::move(m), cond);
-  if (!r.ok())
+  if (!r.ok()) {
     for (auto& s : fresh) store_.remove_data(s);  // nothing references it
+    return r;
+  }
+  // A read right after this write is answered from memory.
+  if (file->in_index() && r->state != store::PersistState::persisted)
+    store_.keep_hot(bucket, key, r->version, file->inline_data());
   return r;
 }
 

@@ -124,6 +124,9 @@ class Engine {
   // request.
   Result<store::ReadHandle> open_object(const std::string& bucket, const std::string& key,
                                         std::optional<std::pair<uint64_t, uint64_t>> span = std::nullopt);
+  // The current version when it is a small object held in memory and needs
+  // no check against the under store: no disk, no blocking (network threads).
+  std::optional<store::ReadHandle> open_hot(const std::string& bucket, const std::string& key);
   Result<store::ObjectMeta> head_object(const std::string& bucket, const std::string& key);
   Status delete_object(const std::string& bucket, const std::string& key);
   // Replaces the tags (a new version sharing the data).

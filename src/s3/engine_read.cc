@@ -201,6 +201,18 @@ Result<store::ReadHandle> Engine::open_object(const std::string& bucket, const s
   return unavailable("the object keeps changing; retry");
 }
 
+std::optional<store::ReadHandle> Engine::open_hot(const std::string& bucket, const std::string& key) {
+  auto e = store_.hot(bucket, key);
+  if (!e || e->meta.deleted || !validate_key(key).ok()) return std::nullopt;
+  auto where = ns_.resolve(bucket, key);
+  if (!where.ok() || expired(e->meta, where->policy) || needs_check(e->meta, where->policy)) return std::nullopt;
+  store_.space().touch(bucket, key, -1);
+  reads_->count_object_hit();
+  std::vector<store::ReadHandle::Piece> pieces;
+  if (!e->data.empty()) pieces.push_back({-1, e->data});
+  return store::ReadHandle(e->meta, std::move(pieces));
+}
+
 Result<ObjectMeta> Engine::head_object(const std::string& bucket, const std::string& key) {
   RETURN_IF_ERROR(validate_key(key));
   RETURN_IF_ERROR(bucket_exists(bucket));

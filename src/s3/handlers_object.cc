@@ -78,7 +78,10 @@ std::optional<std::pair<uint64_t, uint64_t>> read_span(const Ctx& c, bool head) 
 
 awaitable<void> get_object(Ctx& c, bool head) {
   auto start = read_span(c, head);
-  auto h = co_await c.blocking([&] { return c.engine().open_object(c.bucket, c.key, start); });
+  // Small objects held in memory are answered without leaving this thread.
+  Result<store::ReadHandle> h = not_found("");
+  if (auto hot = c.engine().open_hot(c.bucket, c.key)) h = std::move(*hot);
+  else h = co_await c.blocking([&] { return c.engine().open_object(c.bucket, c.key, start); });
   if (!h.ok()) {
     co_await send_error(c, h.status());
     co_return;

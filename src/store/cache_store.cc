@@ -160,6 +160,16 @@ Result<std::unique_ptr<FileWriter>> CacheStore::new_file(bool allow_inline, uint
                                       space_.get(), size_hint);
 }
 
+void CacheStore::keep_hot(const std::string& bucket, const std::string& key, uint64_t version,
+                          const std::string& data) {
+  std::lock_guard lk(key_lock(bucket, key));
+  auto cur = get(bucket, key);
+  if (!cur.ok() || !cur.value() || cur.value()->version != version || cur.value()->deleted) return;
+  const auto& segs = cur.value()->segments;
+  if (segs.size() > 1 || (segs.size() == 1 && !segs[0].in_index) || data.size() != cur.value()->size) return;
+  hot_.put(bucket, key, std::make_shared<HotObject>(HotObject{std::move(*cur.value()), data}));
+}
+
 Result<std::unique_ptr<FileWriter>> CacheStore::new_overflow_file() {
   auto w = std::make_unique<FileWriter>(files_, index_.get(), next_id(), inline_max_, space_->tier_count() - 1,
                                         space_.get(), 0);
@@ -229,6 +239,8 @@ Result<ReadHandle> CacheStore::open(const std::string& bucket, const std::string
   auto pieces = open_pieces(*m.value());
   if (!pieces.ok())
     return io_error(fmt::format("{}/{}: {}", bucket, key, pieces.status().message()));
+  if (pieces->size() <= 1 && (pieces->empty() || pieces->front().fd < 0))
+    hot_.put(bucket, key, std::make_shared<HotObject>(HotObject{*m.value(), pieces->empty() ? "" : pieces->front().data}));
   return ReadHandle(std::move(*m.value()), std::move(pieces.value()));
 }
 
@@ -286,6 +298,7 @@ Result<ObjectMeta> CacheStore::commit(const std::string& bucket, const std::stri
     else b.del(dirty_key(bucket, key));
     b.del(parked_key(bucket, key));
     RETURN_IF_ERROR(index_->write(b, durable_));
+    hot_.erase(bucket, key);
     account(bucket, old ? &*old : nullptr, &m);
     track_object(bucket, key, m);
   }
@@ -330,6 +343,7 @@ Result<bool> CacheStore::set_state_if_current(const std::string& bucket, const s
     else b.del(parked_key(bucket, key));
     // `persisting` is not worth an fsync: after a crash the entry is dirty again.
     RETURN_IF_ERROR(index_->write(b, durable_ && state != PersistState::persisting));
+    hot_.erase(bucket, key);
     account(bucket, &*old, &m);
     if (m.deleted && state == PersistState::persisted) space_->untrack(bucket, key, -1);
     else track_object(bucket, key, m);
@@ -350,6 +364,7 @@ Status CacheStore::erase(const std::string& bucket, const std::string& key) {
     b.del(dirty_key(bucket, key));
     b.del(parked_key(bucket, key));
     RETURN_IF_ERROR(index_->write(b, durable_));
+    hot_.erase(bucket, key);
     account(bucket, &*old, nullptr);
     space_->untrack(bucket, key, -1);
   }

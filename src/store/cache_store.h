@@ -21,6 +21,7 @@
 #include "common/config.h"
 #include "common/status.h"
 #include "store/cache_space.h"
+#include "store/hot_objects.h"
 #include "store/index.h"
 #include "store/meta.h"
 #include "store/object_files.h"
@@ -188,6 +189,13 @@ class CacheStore {
   // if the key now holds another version or unpersisted data.
   Result<bool> erase_version(const std::string& bucket, const std::string& key, uint64_t version);
 
+  // --- small objects in memory (see hot_objects.h) ---
+  std::shared_ptr<const HotObject> hot(const std::string& bucket, const std::string& key) const {
+    return hot_.get(bucket, key);
+  }
+  // Keeps `data` as the bytes of `version` if that version is current.
+  void keep_hot(const std::string& bucket, const std::string& key, uint64_t version, const std::string& data);
+
   // --- capacity and eviction ---
   CacheSpace& space() { return *space_; }
   // Never evicts objects this says are pinned. Set before start_evictor().
@@ -245,6 +253,7 @@ class CacheStore {
   mutable std::mutex bucket_mu_;
   std::map<std::string, std::pair<int64_t, int64_t>> bucket_dirty_;  // objects, bytes
   std::unique_ptr<CacheSpace> space_;
+  HotObjects hot_{64ull << 20};
   std::function<bool(const std::string&, const std::string&)> pinned_;
   std::mutex evict_mu_;  // one eviction pass at a time
   std::mutex ev_mu_;

@@ -164,6 +164,7 @@ Result<bool> CacheStore::erase_version(const std::string& bucket, const std::str
     KvBatch b;
     b.del(obj_key(bucket, key));
     RETURN_IF_ERROR(index_->write(b, durable_));
+    hot_.erase(bucket, key);
     space_->untrack(bucket, key, -1);
   }
   ObjectMeta none;
@@ -182,6 +183,7 @@ Status CacheStore::set_checked(const std::string& bucket, const std::string& key
   if (!ufs_etag.empty()) m.ufs_etag = ufs_etag;
   KvBatch b;
   b.put(obj_key(bucket, key), encode(m));
+  hot_.erase(bucket, key);
   return index_->write(b, false);
 }
 
@@ -332,6 +334,7 @@ Result<bool> CacheStore::move_unit(const CacheUnit& u, int to_tier) {
       same = false;
     }
     if (same && !index_->write(b, durable_).ok()) same = false;
+    hot_.erase(u.bucket, u.key);
     if (!same) {
       undo();
       return false;
@@ -378,6 +381,7 @@ Result<bool> CacheStore::drop_unit(const CacheUnit& u) {
     KvBatch b;
     b.del(obj_key(u.bucket, u.key));
     RETURN_IF_ERROR(index_->write(b, durable_));
+    hot_.erase(u.bucket, u.key);
     space_->untrack(u.bucket, u.key, -1);
   }
   ObjectMeta none;

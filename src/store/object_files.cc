@@ -70,7 +70,7 @@ Status FileWriter::commit(bool sync) {
       committed_ = true;
       if (size_ == 0) return ok_status();
       KvBatch b;
-      b.put(inline_key(id_), std::move(buf_));
+      b.put(inline_key(id_), buf_);
       RETURN_IF_ERROR(index_->write(b, false));
       if (space_) space_->add_data(tier_, size_);
       return ok_status();

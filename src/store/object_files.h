@@ -43,6 +43,8 @@ class FileWriter {
   uint64_t size() const { return size_; }
   uint32_t crc32c() const { return crc_; }
   bool in_index() const { return fd_ < 0 && !spilled_; }
+  // The bytes of data kept in the index (valid after commit too).
+  const std::string& inline_data() const { return buf_; }
   Segment segment() const { return {id_, size_, in_index(), static_cast<uint8_t>(tier_)}; }
   int tier() const { return tier_; }
   // Written beyond the tiers' quotas (no room was left): must not stay cached.
