@@ -1,5 +1,7 @@
 #include "http/server.h"
 
+#include <cstring>
+
 #include <utility>
 
 #include <boost/asio/co_spawn.hpp>
@@ -100,7 +102,14 @@ template <class Stream>
 class BeastBody : public BodyReader {
  public:
   BeastBody(Stream& s, beast::flat_buffer& buf, Parser& p, bool expect_continue, const Limits& limits)
-      : s_(s), buf_(buf), p_(p), need_continue_(expect_continue), limits_(limits) {}
+      : s_(s), buf_(buf), p_(p), need_continue_(expect_continue), limits_(limits) {
+    // A body of known length is read straight into the caller's buffer
+    // (large reads, no copy through the parser's buffer).
+    if (!p_.is_done() && !p_.chunked() && p_.content_length()) {
+      direct_ = true;
+      remaining_ = *p_.content_length();
+    }
+  }
 
   awaitable<Result<size_t>> read_some(char* out, size_t n) override {
     // "100 Continue" even for an empty body: botocore keeps the status of a
@@ -113,6 +122,26 @@ class BeastBody : public BodyReader {
       lowest(s_).expires_after(limits_.idle_timeout);
       co_await asio::async_write(s_, asio::buffer(k100), asio::redirect_error(asio::use_awaitable, ec));
       if (ec) co_return Status(Code::unavailable, "write 100-continue: " + ec.message(), "IncompleteBody");
+    }
+    if (direct_) {
+      if (remaining_ == 0 || n == 0) co_return size_t{0};
+      size_t want = static_cast<size_t>(std::min<uint64_t>(n, remaining_));
+      size_t got = 0;
+      if (buf_.size() > 0) {  // bytes that came with the header
+        got = std::min(want, buf_.size());
+        std::memcpy(out, buf_.data().data(), got);
+        buf_.consume(got);
+      } else {
+        error_code ec;
+        lowest(s_).expires_after(limits_.idle_timeout);
+        got = co_await s_.async_read_some(asio::buffer(out, want), asio::redirect_error(asio::use_awaitable, ec));
+        if (ec && got == 0) {
+          failed_ = true;
+          co_return Status(Code::invalid_argument, "request body: " + ec.message(), "IncompleteBody");
+        }
+      }
+      remaining_ -= got;
+      co_return got;
     }
     if (p_.is_done()) co_return size_t{0};
     while (!p_.is_done()) {
@@ -136,7 +165,14 @@ class BeastBody : public BodyReader {
     if (cl) return *cl;
     return std::nullopt;
   }
-  bool complete() const override { return p_.is_done(); }
+  bool complete() const override { return direct_ ? remaining_ == 0 : p_.is_done(); }
+  // Bytes of the body not read yet, if known.
+  std::optional<uint64_t> remaining() const {
+    if (direct_) return remaining_;
+    auto r = p_.content_length_remaining();
+    if (r) return *r;
+    return std::nullopt;
+  }
   bool failed() const { return failed_; }
   // The client still waits for "100 Continue" (the handler answered without
   // reading the body): the connection cannot be reused safely.
@@ -149,6 +185,8 @@ class BeastBody : public BodyReader {
   bool need_continue_;
   const Limits& limits_;
   bool failed_ = false;
+  bool direct_ = false;
+  uint64_t remaining_ = 0;
 };
 
 template <class Stream>
@@ -306,13 +344,13 @@ awaitable<void> serve_requests(Stream& stream, Server::Impl* impl, Handler* hand
     }
     impl->active--;
     if (resp.wants_close() || !resp.finished() || body.failed() || body.continue_pending()) co_return;
-    if (!parser.is_done()) {
+    if (!body.complete()) {
       // The handler answered without reading the body (an early error):
       // discard a small remainder to keep the connection, else close.
-      auto cl = parser.content_length_remaining();
+      auto cl = body.remaining();
       if (!cl || *cl > (1u << 20)) co_return;
       std::vector<char> sink(64 * 1024);
-      while (!parser.is_done()) {
+      while (!body.complete()) {
         auto r = co_await body.read_some(sink.data(), sink.size());
         if (!r.ok()) co_return;
       }
