@@ -132,7 +132,19 @@ def summarize(raw: dict) -> dict:
                        "Reservoir GET MB/s", "nginx GET MB/s", "page-cache read MB/s", "loopback copy MB/s",
                        "PUT p50 ms", "GET p50 ms", "errors"], rows)
     goals.append(report.goal("server RSS < 500 MB (VmHWM)", f"{raw['rss_mb']:.0f} MB", raw["rss_mb"] < 500, cmd))
-    return {"markdown": md, "goals": goals, "command": cmd}
+    series = {}
+    for size, doc in raw["sizes"].items():
+        mib = (1024 if size.lower().startswith("1g") else int("".join(ch for ch in size if ch.isdigit())))
+        for name, ep, op in (("Reservoir PUT", "A", "put"), ("nginx PUT", "B", "put"),
+                             ("Reservoir GET", "A", "get"), ("nginx GET", "B", "get")):
+            series.setdefault(name, []).append((mib, report.step(doc, ep, op, 1)["mb_per_s"]))
+    series["dd conv=fsync write"] = [(x, m["dd_fsync_write_mb_s"]) for x, _ in series["Reservoir PUT"]]
+    for pts in series.values():
+        pts.sort()
+    png = report.PLOTS / "large_objects.png"
+    report.plot(png, "Large objects at concurrency 1 (MB/s)", "object size (MiB)", "MB/s", series,
+                logx=True, logy=True)
+    return {"markdown": md, "goals": goals, "command": cmd, "plot": str(png.relative_to(report.ROOT))}
 
 
 def main() -> int:

@@ -172,7 +172,12 @@ def summarize(raw: dict, nfiles: int, size: int, concurrency: int) -> dict:
              report.goal("pipeline spread (max-min) < 2% of the mean, through Reservoir",
                          f"{spread:.1f}% (direct: {stats['direct']['spread_pct']:.1f}%)", spread < 2, cmd),
              report.goal("server RSS < 500 MB (VmHWM)", f"{raw['rss_mb']:.0f} MB", raw["rss_mb"] < 500, cmd)]
-    return {"markdown": md, "goals": goals, "command": cmd, "stats": stats}
+    png = report.PLOTS / "pipeline.png"
+    report.plot(png, "Three-stage pipeline: total seconds per run", "run", "seconds",
+                {f"{path} total": [(k + 1, r["total"]) for k, r in enumerate(raw[path])]
+                 for path in ("direct", "reservoir")}, logx=False, logy=True)
+    return {"markdown": md, "goals": goals, "command": cmd, "stats": stats,
+            "plot": str(png.relative_to(report.ROOT))}
 
 
 def main() -> int:

@@ -133,7 +133,14 @@ def summarize(raw: dict) -> dict:
                     f"{g['fetched'] // MiB} MiB for {g['served'] // 1024} KiB served, then {g['fetched_again']} B",
                     g["fetched_again"] == 0 and g["fetched"] <= 2 * g["reads"] * MiB, cmd),
     ]
-    return {"title": "Read cache", "command": cmd, "markdown": md, "goals": goals, "raw": raw}
+    png = report.PLOTS / "read_cache.png"
+    sizes = {"10KiB": 10 / 1024, "16MiB": 16}
+    report.plot(png, "GET p50 at concurrency 1: cache hit, cold miss, backend", "object size (MiB)", "p50 (ms)",
+                {name: [(sizes[l], raw[l][kind]["latency_ms"]["p50"]) for l in ("10KiB", "16MiB")]
+                 for kind, name in (("hit", "cache hit"), ("cold", "cold miss"), ("direct", "backend"))},
+                logx=True, logy=True)
+    return {"title": "Read cache", "command": cmd, "markdown": md, "goals": goals, "raw": raw,
+            "plot": str(png.relative_to(report.ROOT))}
 
 
 def main() -> None:
