@@ -209,8 +209,17 @@ std::optional<store::ReadHandle> Engine::open_hot(const std::string& bucket, con
   store_.space().touch(bucket, key, -1);
   reads_->count_object_hit();
   std::vector<store::ReadHandle::Piece> pieces;
-  if (!e->data.empty()) pieces.push_back({-1, e->data});
-  return store::ReadHandle(e->meta, std::move(pieces));
+  store::ObjectMeta meta = e->meta;
+  if (!e->data.empty()) {
+    store::ReadHandle::Piece p;
+    p.shared = std::shared_ptr<const std::string>(e, &e->data);  // shares the entry, no copy
+    pieces.push_back(std::move(p));
+    if (meta.page_size) {  // an object read through, whole in one page
+      meta.segments = {store::Segment{0, meta.size, true, 0}};
+      meta.page_size = 0;
+    }
+  }
+  return store::ReadHandle(std::move(meta), std::move(pieces));
 }
 
 Result<ObjectMeta> Engine::head_object(const std::string& bucket, const std::string& key) {

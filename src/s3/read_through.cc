@@ -13,6 +13,7 @@ namespace reservoir::s3 {
 namespace {
 
 constexpr int kStoreBacklog = 4;  // pages of one run waiting to be stored
+constexpr uint64_t kHotMax = 64 * 1024;  // objects up to this size are kept in memory too
 
 uint64_t page_count(const PagedObject& o) { return (o.size + o.page_size - 1) / o.page_size; }
 uint64_t page_len(const PagedObject& o, uint64_t page) {
@@ -152,6 +153,8 @@ Result<std::shared_ptr<const std::string>> ReadThrough::read_page_data(const Pag
       if (data || *fd_out >= 0) {
         ++page_hits_;
         store_.space().touch(obj.bucket, obj.key, static_cast<int64_t>(page));
+        if (data && page == 0 && data->size() == obj.size && obj.size <= kHotMax)
+          store_.keep_hot(obj.bucket, obj.key, obj.version, *data);
         if (obj.read_type == ReadType::promote && s.tier > 0)
           promote({obj.bucket, obj.key, obj.version, static_cast<int64_t>(page), s.tier, s.size});
         *fd_len = s.size;
@@ -342,6 +345,8 @@ void ReadThrough::store_page(const PagedObject& obj, uint64_t page, const std::s
     }
   }
   if (!kept) uncached_bytes_ += bytes->size();
+  else if (page == 0 && bytes->size() == obj.size && obj.size <= kHotMax)
+    store_.keep_hot(obj.bucket, obj.key, obj.version, *bytes);  // small: answered from memory next time
   finish(obj, page, flight, ok_status(), bytes);
 }
 

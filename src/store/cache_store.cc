@@ -45,7 +45,7 @@ Result<size_t> ReadHandle::pread(uint64_t offset, char* buf, size_t n) const {
       size_t want = static_cast<size_t>(std::min<uint64_t>(n, base + sz - offset));
       const Piece& piece = pieces_[i];
       if (piece.fd < 0) {
-        std::memcpy(buf, piece.data.data() + (offset - base), want);
+        std::memcpy(buf, piece.bytes().data() + (offset - base), want);
         return want;
       }
       ssize_t r;
@@ -66,6 +66,21 @@ std::vector<std::string> tier_dirs(const std::vector<TierConfig>& tiers) {
   return dirs;
 }
 }  // namespace
+
+std::optional<std::string_view> ReadHandle::memory_view(uint64_t offset, uint64_t n) const {
+  if (pages_) return std::nullopt;
+  if (n == 0) return std::string_view();
+  uint64_t base = 0;
+  for (size_t i = 0; i < meta_.segments.size(); ++i) {
+    uint64_t sz = meta_.segments[i].size;
+    if (offset >= base && offset + n <= base + sz) {
+      if (pieces_[i].fd >= 0) return std::nullopt;
+      return pieces_[i].bytes().substr(static_cast<size_t>(offset - base), static_cast<size_t>(n));
+    }
+    base += sz;
+  }
+  return std::nullopt;
+}
 
 CacheStore::CacheStore(const StoreOptions& o, std::unique_ptr<KvIndex> index)
     : files_(tier_dirs(o.tiers)), index_(std::move(index)), durable_(o.durable), inline_max_(o.inline_max),

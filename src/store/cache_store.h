@@ -16,6 +16,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/config.h"
@@ -48,6 +49,8 @@ class ReadHandle {
   struct Piece {
     int fd = -1;
     std::string data;
+    std::shared_ptr<const std::string> shared;  // instead of `data`: bytes held elsewhere (no copy)
+    std::string_view bytes() const { return shared ? std::string_view(*shared) : std::string_view(data); }
   };
   ReadHandle() = default;
   ReadHandle(ObjectMeta meta, std::vector<Piece> pieces) : meta_(std::move(meta)), pieces_(std::move(pieces)) {}
@@ -75,6 +78,8 @@ class ReadHandle {
   }
   // Reads up to n bytes at `offset` of the whole object; 0 at the end.
   Result<size_t> pread(uint64_t offset, char* buf, size_t n) const;
+  // The bytes [offset, offset+n) when they are in memory in one piece.
+  std::optional<std::string_view> memory_view(uint64_t offset, uint64_t n) const;
 
  private:
   ObjectMeta meta_;

@@ -366,6 +366,7 @@ Result<bool> CacheStore::drop_unit(const CacheUnit& u) {
       KvBatch b;
       b.del(page_key(u.bucket, u.key, u.version, static_cast<uint64_t>(u.page)));
       RETURN_IF_ERROR(index_->write(b, false));
+      hot_.erase(u.bucket, u.key);
       space_->untrack(u.bucket, u.key, u.page, u.version);
     }
     remove_data(*seg);

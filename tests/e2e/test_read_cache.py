@@ -374,3 +374,42 @@ def test_a_cold_read_is_one_backend_request(backend, make_server):
     with pytest.raises(ClientError) as e:
         s3.get_object(Bucket="rc", Key="small", Range="bytes=20000-")
     assert err_status(e.value) == 416
+
+
+def test_read_types_no_cache_and_promote(backend, make_server, tmp_path):
+    backend.reset(latency_ms=0)
+    fast, slow = tmp_path / "fast", tmp_path / "slow"
+    policies = ("[[policy]]\npath = \"/rc/nc/\"\nread_type = \"no-cache\"\n\n"
+                "[[policy]]\npath = \"/rc/hot/\"\nread_type = \"promote\"\n\n")
+    tiers = (f"[[tier]]\nmedium = \"mem\"\npath = \"{fast}\"\nquota = \"3MiB\"\n\n"
+             f"[[tier]]\nmedium = \"ssd\"\npath = \"{slow}\"\nquota = \"64MiB\"\n")
+    srv = make_server("rt", cache_toml="high_watermark = 0.9\nlow_watermark = 0.5\n\n" + tiers + "\n" + policies)
+    s3 = srv.client()
+    # no-cache: served, never kept
+    put_direct(backend, "rt/nc/a", blob(MiB, 1))
+    for _ in range(2):
+        assert s3.get_object(Bucket="rc", Key="nc/a")["Body"].read() == blob(MiB, 1)
+    assert backend_bytes(srv) == 2 * MiB
+    assert stat(srv, "nc/a")["cached_bytes"] == 0
+    # promote: data demoted to the slow tier comes back up when read
+    for i in range(4):
+        put_direct(backend, f"rt/hot/o{i}", blob(MiB, 10 + i))
+    for i in range(4):
+        assert s3.get_object(Bucket="rc", Key=f"hot/o{i}")["Body"].read() == blob(MiB, 10 + i)
+        time.sleep(0.2)  # the evictor demotes past the high watermark
+    deadline = time.time() + 5
+    while time.time() < deadline and stat(srv, "hot/o0")["tiers"][0]["tier"] != 1:
+        time.sleep(0.1)
+    assert stat(srv, "hot/o0")["tiers"] == [{"tier": 1, "medium": "ssd", "bytes": MiB}]
+    assert s3.get_object(Bucket="rc", Key="hot/o0")["Body"].read() == blob(MiB, 10)
+    deadline = time.time() + 5
+    while time.time() < deadline and stat(srv, "hot/o0")["tiers"][0]["tier"] != 0:
+        time.sleep(0.1)
+    assert stat(srv, "hot/o0")["tiers"][0]["tier"] == 0, "promoted back to the mem tier"
+    assert metric(srv.metrics(), "reservoir_cache_promotions_total") >= 1
+    assert (metric(srv.metrics(), "reservoir_cache_evictions_total", tier="0", reason="demote") or 0) >= 1
+    # bytes intact after the moves, and nothing fetched again
+    fetched = backend_bytes(srv)
+    for i in range(4):
+        assert s3.get_object(Bucket="rc", Key=f"hot/o{i}")["Body"].read() == blob(MiB, 10 + i)
+    assert backend_bytes(srv) == fetched
