@@ -15,6 +15,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -234,6 +235,7 @@ class CacheStore {
   CacheStore(const StoreOptions& o, std::unique_ptr<KvIndex> index);
   Result<std::vector<ReadHandle::Piece>> open_pieces(const ObjectMeta& m);
   Status rebuild_space();
+  void remove_orphans(const std::set<uint64_t>& referenced);
   void track_object(const std::string& bucket, const std::string& key, const ObjectMeta& m);
   void drop_pages(const std::string& bucket, const std::string& key, uint64_t version);
   Result<Segment> copy_data(const Segment& seg, int to_tier);

@@ -2,6 +2,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <set>
 
 #include <fmt/format.h>
@@ -57,6 +58,7 @@ void CacheStore::track_object(const std::string& bucket, const std::string& key,
 
 Status CacheStore::rebuild_space() {
   std::set<uint64_t> seen;
+  bool complete = true;  // every record understood: only then are orphans removed
   Status inner;
   Status st = index_->scan("o", "p", [&](std::string_view k, std::string_view v) {
     auto m = decode_object(v);
@@ -75,17 +77,62 @@ Status CacheStore::rebuild_space() {
   st = index_->scan("g", "h", [&](std::string_view k, std::string_view v) {
     auto p = parse_page_key(k);
     auto seg = decode_segment(v);
-    if (!p || !seg.ok()) return true;
+    if (!p || !seg.ok()) {
+      complete = false;
+      return true;
+    }
+    seen.insert(seg->file_id);
     space_->add_data(seg->tier, seg->size);
     space_->track({p->bucket, p->key, p->version, static_cast<int64_t>(p->page), seg->tier, seg->size});
     return true;
   });
   RETURN_IF_ERROR(st);
-  return index_->scan("p", "q", [&](std::string_view, std::string_view v) {
+  st = index_->scan("p", "q", [&](std::string_view, std::string_view v) {
     auto p = decode_part(v);
-    if (p.ok() && seen.insert(p->segment.file_id).second) space_->add_data(p->segment.tier, p->segment.size);
+    if (!p.ok()) {
+      complete = false;
+      return true;
+    }
+    if (seen.insert(p->segment.file_id).second) space_->add_data(p->segment.tier, p->segment.size);
     return true;
   });
+  RETURN_IF_ERROR(st);
+  if (complete) remove_orphans(seen);
+  return ok_status();
+}
+
+void CacheStore::remove_orphans(const std::set<uint64_t>& referenced) {
+  // Data written before a crash but never committed to a record: never
+  // served, only taking room. Runs at open, before any writer exists.
+  uint64_t files = 0, entries = 0;
+  for (int t = 0; t < files_.tiers(); ++t) {
+    std::error_code ec;
+    for (auto& shard : std::filesystem::directory_iterator(files_.dir(t), ec)) {
+      std::string name = shard.path().filename().string();
+      if (name.size() != 2 || !shard.is_directory()) continue;  // skips tmp/
+      std::error_code ec2;
+      for (auto& f : std::filesystem::directory_iterator(shard.path(), ec2)) {
+        std::string fn = f.path().filename().string();
+        if (fn.size() != 16 || fn.find_first_not_of("0123456789abcdef") != std::string::npos) continue;
+        uint64_t id = std::stoull(fn, nullptr, 16);
+        if (referenced.count(id)) continue;
+        std::error_code ec3;
+        if (std::filesystem::remove(f.path(), ec3)) ++files;
+      }
+    }
+  }
+  KvBatch b;
+  (void)index_->scan("i", "j", [&](std::string_view k, std::string_view) {
+    std::string hex(k.substr(1));
+    if (hex.size() != 16 || hex.find_first_not_of("0123456789abcdef") != std::string::npos) return true;
+    if (!referenced.count(std::stoull(hex, nullptr, 16))) {
+      b.del(std::string(k));
+      ++entries;
+    }
+    return true;
+  });
+  if (entries) (void)index_->write(b, durable_);
+  if (files || entries) LOG_INFO("removed {} orphaned data files and {} orphaned index entries", files, entries);
 }
 
 // --- pages ---
