@@ -155,11 +155,7 @@ def main() -> int:
     res = summarize(raw)
     res["raw"] = raw
     res["title"] = "Large objects"
-    report.save("exp_large", res)
-    print(res["markdown"])
-    for g in res["goals"]:
-        print(f"- {g['goal']}: {g['measured']} ({'pass' if g['pass'] else 'MISS'})")
-    return 0
+    return report.finish("exp_large", res)
 
 
 if __name__ == "__main__":

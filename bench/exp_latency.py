@@ -157,11 +157,7 @@ def main() -> int:
     res = summarize(a.kind, raw, [int(c) for c in a.concurrency.split(",")], a.size)
     res["raw"] = raw
     res["title"] = "PUT latency vs concurrency" if a.kind == "put" else "Read-after-write latency"
-    report.save(f"exp_{a.kind}_latency", res)
-    print(res["markdown"])
-    for g in res["goals"]:
-        print(f"- {g['goal']}: {g['measured']} ({'pass' if g['pass'] else 'MISS'})")
-    return 0
+    return report.finish(f"exp_{a.kind}_latency", res)
 
 
 if __name__ == "__main__":

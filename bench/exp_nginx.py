@@ -83,11 +83,7 @@ def main() -> int:
     res = summarize(raw, [int(c) for c in a.concurrency.split(",")], a.size)
     res["raw"] = raw
     res["title"] = "Physical-limit reference: nginx"
-    report.save("exp_nginx", res)
-    print(res["markdown"])
-    for g in res["goals"]:
-        print(f"- {g['goal']}: {g['measured']} ({'pass' if g['pass'] else 'MISS'})")
-    return 0
+    return report.finish("exp_nginx", res)
 
 
 if __name__ == "__main__":

@@ -192,11 +192,7 @@ def main() -> int:
     res = summarize(raw, a.files, a.file_size, a.concurrency)
     res["raw"] = raw
     res["title"] = "Pipeline"
-    report.save("exp_pipeline", res)
-    print(res["markdown"])
-    for g in res["goals"]:
-        print(f"- {g['goal']}: {g['measured']} ({'pass' if g['pass'] else 'MISS'})")
-    return 0
+    return report.finish("exp_pipeline", res)
 
 
 if __name__ == "__main__":

@@ -150,10 +150,7 @@ def main() -> None:
     ap.add_argument("--ranges", type=int, default=100, help="random ranged reads")
     a = ap.parse_args()
     result = summarize(run(a.small, a.large, a.ranges))
-    report.save("exp_read_cache", result)
-    print(result["markdown"])
-    for g in result["goals"]:
-        print(f"- {g['goal']}: {g['measured']} ({'pass' if g['pass'] else 'MISS'})")
+    report.finish("exp_read_cache", result)
 
 
 if __name__ == "__main__":

@@ -66,44 +66,23 @@ atexit.register(stop_all)
 
 
 class Env:
-    """moto_server + slow proxy + reservoir in a temporary directory."""
+    """moto_server + slow proxy + reservoir in a temporary directory (bench/burst.py):
+    a Backend and a Reservoir with a /burst mount on it."""
 
     def __init__(self, *, put_rps: int = 50, latency_ms: float = 30, persist_ops: float = 0,
                  concurrency: int = 16, durability: str = "fsync", workdir: str | None = None):
         self.dir = Path(workdir or tempfile.mkdtemp(prefix="reservoir-bench-"))
-        self.moto_port, self.proxy_port, self.control_port = free_port(), free_port(), free_port()
-        moto = shutil.which("moto_server") or "moto_server"
-        _spawn([moto, "-H", "127.0.0.1", "-p", str(self.moto_port)], self.dir / "moto.log")
-        _wait_http(f"http://127.0.0.1:{self.moto_port}/")
-        _spawn([sys.executable, str(PROXY), "--listen", f"127.0.0.1:{self.proxy_port}",
-                "--backend", f"127.0.0.1:{self.moto_port}", "--control-port", str(self.control_port),
-                "--latency-ms", str(latency_ms), "--max-put-rps", str(put_rps)], self.dir / "proxy.log")
-        _wait_http(f"http://127.0.0.1:{self.control_port}/stats")
-        self.s3_port, self.admin_port = free_port(), free_port()
-        cfg = self.dir / "reservoir.toml"
-        cfg.write_text(f"""
-[server]
-s3_listen = "127.0.0.1:{self.s3_port}"
-admin_listen = "127.0.0.1:{self.admin_port}"
-data_dir = "{self.dir}/data"
-durability = "{durability}"
-log_level = "warn"
-[auth]
-access_key = "{ACCESS_KEY}"
-secret_key = "{SECRET_KEY}"
-[[mount]]
-path = "/"
-ufs = "file://{self.dir}/ufs"
-[[mount]]
+        backend = Backend(self.dir, latency_ms=latency_ms, put_rps=put_rps, buckets=())
+        self.moto_port, self.proxy_port, self.control_port = backend.moto_port, backend.proxy_port, backend.control_port
+        self.rsv = Reservoir(self.dir, durability=durability, mounts=f"""[[mount]]
 path = "/burst"
 ufs = "s3://burst/"
-endpoint = "http://127.0.0.1:{self.proxy_port}"
+endpoint = "{backend.proxy_url}"
 access_key = "moto"
 secret_key = "moto"
 persist = {{ concurrency = {concurrency}, max_ops_per_sec = {persist_ops} }}
 """)
-        _spawn([str(RESERVOIR_BIN), "serve", "--config", str(cfg)], self.dir / "reservoir.log")
-        _wait_http(f"http://127.0.0.1:{self.admin_port}/health")
+        self.s3_port, self.admin_port = self.rsv.s3_port, self.rsv.admin_port
 
     @property
     def moto_url(self) -> str:
@@ -122,10 +101,7 @@ persist = {{ concurrency = {concurrency}, max_ops_per_sec = {persist_ops} }}
         return json.loads(urllib.request.urlopen(req, timeout=10).read() or b"{}")
 
     def sync(self, prefix: str, timeout: int = 600) -> dict:
-        req = urllib.request.Request(
-            f"http://127.0.0.1:{self.admin_port}/admin/v1/sync?prefix={prefix}&wait=true&timeout={timeout}",
-            method="POST", headers={"Authorization": f"Bearer {SECRET_KEY}"})
-        return json.loads(urllib.request.urlopen(req, timeout=timeout + 30).read())
+        return self.rsv.sync(prefix, timeout)
 
     def metrics(self) -> str:
         return urllib.request.urlopen(f"http://127.0.0.1:{self.admin_port}/metrics", timeout=10).read().decode()

@@ -66,6 +66,15 @@ def save(name: str, result: dict) -> Path:
     return p
 
 
+def finish(name: str, result: dict) -> int:
+    """Saves an experiment's result for run_all.py and prints its table and goals."""
+    save(name, result)
+    print(result["markdown"])
+    for g in result["goals"]:
+        print(f"- {g['goal']}: {g['measured']} ({'pass' if g['pass'] else 'MISS'})")
+    return 0
+
+
 def command_line() -> str:
     script = Path(sys.argv[0]).resolve()
     shown = str(script.relative_to(ROOT)) if script.is_relative_to(ROOT) else sys.argv[0]

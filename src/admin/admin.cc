@@ -44,14 +44,6 @@ awaitable<void> reply(http::ResponseWriter& resp, int status, const std::string&
     (void)co_await resp.send_body(body.data(), body.size());
 }
 
-// "bucket/prefix" -> (bucket, prefix)
-std::pair<std::string, std::string> split_prefix(std::string p) {
-  while (!p.empty() && p.front() == '/') p.erase(0, 1);
-  auto slash = p.find('/');
-  if (slash == std::string::npos) return {p, ""};
-  return {p.substr(0, slash), p.substr(slash + 1)};
-}
-
 std::string metrics_text(s3::Engine& e) {
   auto s = e.store().stats();
   std::string out;

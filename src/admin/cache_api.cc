@@ -7,14 +7,14 @@ namespace reservoir::admin {
 
 using nlohmann::json;
 
-namespace {
-
-std::pair<std::string, std::string> split(std::string p) {
+std::pair<std::string, std::string> split_prefix(std::string p) {
   while (!p.empty() && p.front() == '/') p.erase(0, 1);
   auto slash = p.find('/');
   if (slash == std::string::npos) return {p, ""};
   return {p.substr(0, slash), p.substr(slash + 1)};
 }
+
+namespace {
 
 Reply error(int status, const std::string& msg) { return {status, json{{"error", msg}}.dump() + "\n"}; }
 
@@ -36,7 +36,7 @@ CacheAdmin::~CacheAdmin() {
 }
 
 Reply CacheAdmin::start_load(const std::string& prefix, int concurrency) {
-  auto [bucket, pre] = split(prefix);
+  auto [bucket, pre] = split_prefix(prefix);
   if (bucket.empty()) return error(400, "load needs a bucket: PREFIX is bucket/prefix");
   auto job = std::make_unique<Job>();
   job->prefix = prefix;
@@ -86,7 +86,7 @@ Reply CacheAdmin::job(const std::string& id) {
 }
 
 Reply CacheAdmin::free(const std::string& prefix) {
-  auto [bucket, pre] = split(prefix);
+  auto [bucket, pre] = split_prefix(prefix);
   if (bucket.empty()) return error(400, "free needs a bucket: PREFIX is bucket/prefix");
   auto r = engine_.free(bucket, pre);
   if (!r.ok()) return error(status_of(r.status()), r.status().to_string());
@@ -100,7 +100,7 @@ Reply CacheAdmin::free(const std::string& prefix) {
 
 Reply CacheAdmin::set_rule(const std::string& prefix, std::optional<bool> pin, std::optional<int64_t> ttl_ms,
                            const std::string& action) {
-  auto [bucket, pre] = split(prefix);
+  auto [bucket, pre] = split_prefix(prefix);
   if (bucket.empty()) return error(400, "PREFIX must name a bucket: bucket/prefix");
   PolicyConfig p;
   p.path = "/" + bucket + "/" + pre;
@@ -132,7 +132,7 @@ Reply CacheAdmin::rules() {
 }
 
 Reply CacheAdmin::stat(const std::string& path) {
-  auto [bucket, key] = split(path);
+  auto [bucket, key] = split_prefix(path);
   if (bucket.empty() || key.empty()) return error(400, "stat needs bucket/key");
   auto r = engine_.stat(bucket, key);
   if (!r.ok()) return error(status_of(r.status()), r.status().to_string());

@@ -18,6 +18,9 @@ namespace reservoir::admin {
 
 using Reply = std::pair<int, std::string>;
 
+// "bucket/prefix" (leading slashes ignored) -> (bucket, prefix).
+std::pair<std::string, std::string> split_prefix(std::string p);
+
 class CacheAdmin {
  public:
   CacheAdmin(s3::Engine& engine, const Config& config) : engine_(engine), config_(config) {}

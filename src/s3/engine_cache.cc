@@ -236,23 +236,27 @@ uint64_t Engine::apply_ttls() {
   uint64_t acted = 0;
   int64_t now = store::now_ms();
   for (auto& b : names) {
-    std::vector<std::pair<std::string, ObjectMeta>> due;
+    struct Due {
+      std::string key;
+      ObjectMeta meta;
+      TtlAction action;
+    };
+    std::vector<Due> due;
     (void)store_.scan_objects(b, "", "", [&](const std::string& k, const ObjectMeta& m) {
       if (m.deleted) return true;
       auto where = ns_.resolve(b, k);
       if (!where.ok() || !where->policy.ttl) return true;
-      if (m.mtime_ms + where->policy.ttl->count() <= now || (m.expires_at_ms && m.expires_at_ms <= now))
-        due.emplace_back(k, m);
+      bool stamped = m.expires_at_ms && m.expires_at_ms <= now;  // written under a delete TTL
+      if (stamped || m.mtime_ms + where->policy.ttl->count() <= now)
+        due.push_back({k, m, stamped ? TtlAction::del : where->policy.ttl_action});
       return true;
     });
-    for (auto& [k, m] : due) {
-      auto where = ns_.resolve(b, k);
-      if (!where.ok()) continue;
-      if (where->policy.ttl_action == TtlAction::del || (m.expires_at_ms && m.expires_at_ms <= now)) {
-        expire(b, k, m);
+    for (auto& d : due) {
+      if (d.action == TtlAction::del) {
+        expire(b, d.key, d.meta);
         ++acted;
-      } else if (m.state == PersistState::persisted) {
-        auto n = store_.free_object(b, k, "ttl");
+      } else if (d.meta.state == PersistState::persisted) {
+        auto n = store_.free_object(b, d.key, "ttl");
         if (n.ok() && *n) ++acted;
       }
     }

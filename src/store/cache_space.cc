@@ -94,21 +94,6 @@ bool CacheSpace::touch(const std::string& bucket, const std::string& key, int64_
   return true;
 }
 
-std::optional<CacheUnit> CacheSpace::find(const std::string& bucket, const std::string& key, int64_t page) const {
-  std::lock_guard lk(mu_);
-  auto it = units_.find(unit_id(bucket, key, page));
-  if (it == units_.end()) return std::nullopt;
-  return it->second;
-}
-
-std::vector<CacheUnit> CacheSpace::units_of(const std::string& bucket, const std::string& key) const {
-  std::lock_guard lk(mu_);
-  std::vector<CacheUnit> out;
-  for (auto& [id, u] : units_)
-    if (u.bucket == bucket && u.key == key) out.push_back(u);
-  return out;
-}
-
 void CacheSpace::add_reader(const std::string& bucket, const std::string& key) {
   std::lock_guard lk(mu_);
   ++readers_[object_id(bucket, key)];
@@ -118,11 +103,6 @@ void CacheSpace::remove_reader(const std::string& bucket, const std::string& key
   std::lock_guard lk(mu_);
   auto it = readers_.find(object_id(bucket, key));
   if (it != readers_.end() && --it->second <= 0) readers_.erase(it);
-}
-
-bool CacheSpace::being_read(const std::string& bucket, const std::string& key) const {
-  std::lock_guard lk(mu_);
-  return readers_.count(object_id(bucket, key)) > 0;
 }
 
 uint64_t CacheSpace::excess(int tier) const {

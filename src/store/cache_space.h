@@ -70,14 +70,10 @@ class CacheSpace {
   void untrack(const std::string& bucket, const std::string& key, int64_t page, uint64_t version = 0);
   // Counts an access to a tracked unit; false if it is not tracked.
   bool touch(const std::string& bucket, const std::string& key, int64_t page);
-  std::optional<CacheUnit> find(const std::string& bucket, const std::string& key, int64_t page) const;
-  // Every tracked unit of an object (any page).
-  std::vector<CacheUnit> units_of(const std::string& bucket, const std::string& key) const;
 
   // Objects being read are never evicted.
   void add_reader(const std::string& bucket, const std::string& key);
   void remove_reader(const std::string& bucket, const std::string& key);
-  bool being_read(const std::string& bucket, const std::string& key) const;
 
   // Tiers over their high watermark need eviction down to the low one.
   // Returns the bytes to free on `tier` (0 = none).
