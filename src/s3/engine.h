@@ -181,8 +181,13 @@ class Engine {
   void expire(const std::string& bucket, const std::string& key, const store::ObjectMeta& m);
   // A key the cache does not hold: one ranged GET gives the metadata (which
   // is recorded) and the first pages of `span` (handed to the page cache).
+  // Fills `adopted` with the flights of those pages, for the reader.
+  struct Adopted {
+    uint64_t version = 0;
+    ReadThrough::Run run;
+  };
   Status open_cold(const std::string& bucket, const std::string& key, const ns::Resolved& where,
-                   std::pair<uint64_t, uint64_t> span);
+                   std::pair<uint64_t, uint64_t> span, Adopted* adopted);
   Status bucket_exists(const std::string& bucket);
   bool dirty_budget_full(const ns::Mount& m) const;
 

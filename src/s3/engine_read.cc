@@ -123,7 +123,7 @@ Result<std::optional<ObjectMeta>> Engine::current(const std::string& bucket, con
 }
 
 Status Engine::open_cold(const std::string& bucket, const std::string& key, const ns::Resolved& where,
-                         std::pair<uint64_t, uint64_t> span) {
+                         std::pair<uint64_t, uint64_t> span, Adopted* adopted) {
   ufs::UnderStore& u = *where.mount->store;
   if (!u.check_path(where.ufs_path).ok()) return no_such_key();
   uint64_t ps = config_.cache.page_size;
@@ -146,7 +146,8 @@ Status Engine::open_cold(const std::string& bucket, const std::string& key, cons
   if (m && !m->deleted && m->page_size == ps && m->size == o->info.size && m->etag == o->info.etag &&
       first_page * ps < m->size) {
     PagedObject obj{bucket, key, m->version, m->size, ps, &u, where.ufs_path, where.policy.read_type};
-    reads_->adopt(obj, first_page, std::move(o->src), std::min(length, m->size - first_page * ps));
+    adopted->version = m->version;
+    adopted->run = reads_->adopt(obj, first_page, std::move(o->src), std::min(length, m->size - first_page * ps));
   }
   return ok_status();
 }
@@ -157,10 +158,11 @@ Result<store::ReadHandle> Engine::open_object(const std::string& bucket, const s
   RETURN_IF_ERROR(bucket_exists(bucket));
   auto where = ns_.resolve(bucket, key);
   if (!where.ok()) return where.status();
+  Adopted adopted;
   if (span) {
     auto cur = store_.get(bucket, key);
     if (!cur.ok()) return cur.status();
-    if (!cur.value()) RETURN_IF_ERROR(open_cold(bucket, key, *where, *span));
+    if (!cur.value()) RETURN_IF_ERROR(open_cold(bucket, key, *where, *span, &adopted));
   }
   for (int attempt = 0; attempt < 3; ++attempt) {
     auto m = current(bucket, key, *where);
@@ -170,7 +172,9 @@ Result<store::ReadHandle> Engine::open_object(const std::string& bucket, const s
     if (m.value()->page_size) {
       PagedObject o{bucket, key, m.value()->version, m.value()->size, m.value()->page_size,
                     where->mount->store.get(), where->ufs_path, where->policy.read_type};
-      store::ReadHandle h(std::move(*m.value()), reads_->open(o));
+      ReadThrough::Run held;
+      if (adopted.version == o.version) held = std::move(adopted.run);
+      store::ReadHandle h(std::move(*m.value()), reads_->open(o, std::move(held)));
       h.hold(std::move(token));
       return h;
     }

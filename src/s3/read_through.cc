@@ -24,7 +24,8 @@ uint64_t page_len(const PagedObject& o, uint64_t page) {
 // (the handle that owns it); the current page stays open between calls.
 class PageSourceImpl : public store::PageSource {
  public:
-  PageSourceImpl(ReadThrough& rt, PagedObject obj) : rt_(rt), obj_(std::move(obj)) {}
+  PageSourceImpl(ReadThrough& rt, PagedObject obj, ReadThrough::Run held)
+      : rt_(rt), obj_(std::move(obj)), held_(std::move(held)) {}
   ~PageSourceImpl() override { release(); }
 
   Result<size_t> pread(uint64_t offset, char* buf, size_t n) override {
@@ -38,12 +39,17 @@ class PageSourceImpl : public store::PageSource {
       uint64_t ahead = std::min(end_page, page + 1 + static_cast<uint64_t>(rt_.config().readahead_pages));
       // A miss fetches the rest of the span (up to a long run) in one request.
       uint64_t run_to = std::min(end_page, page + ReadThrough::kMaxRunPages);
-      uint64_t len = 0;
-      auto d = rt_.read_page_data(obj_, page, run_to, &fd_, &len);
-      if (!d.ok()) return d.status();
-      mem_ = std::move(d.value());
+      auto d = from_held(page);
+      if (!d) {
+        uint64_t len = 0;
+        d = rt_.read_page_data(obj_, page, run_to, &fd_, &len, &held_);
+        if (!d->ok()) return d->status();
+      }
+      mem_ = std::move(d->value());
       cur_ = static_cast<int64_t>(page);
-      if (ahead > page + 1) rt_.prefetch(obj_, page + 1, ahead);
+      // Read-ahead past the pages this reader already has flights for.
+      uint64_t from = held_.empty() ? page + 1 : std::max(page + 1, held_.back().first + 1);
+      if (ahead > from) rt_.prefetch(obj_, from, ahead, &held_);
     }
     uint64_t in_page = offset - page * obj_.page_size;
     uint64_t plen = page_len(obj_, page);
@@ -66,6 +72,21 @@ class PageSourceImpl : public store::PageSource {
   }
 
  private:
+  // The page from a flight this reader started or adopted (pages that are
+  // not kept, e.g. no-cache, exist nowhere else once their flight ends).
+  // Flights of pages before it are let go; a failed flight is retried
+  // through the cache.
+  std::optional<Result<std::shared_ptr<const std::string>>> from_held(uint64_t page) {
+    std::erase_if(held_, [&](const auto& h) { return h.first < page; });
+    auto it = std::find_if(held_.begin(), held_.end(), [&](const auto& h) { return h.first == page; });
+    if (it == held_.end()) return std::nullopt;
+    auto flight = std::move(it->second);
+    held_.erase(it);
+    auto d = ReadThrough::wait(*flight);
+    if (!d.ok() || !d.value()) return std::nullopt;
+    return d;
+  }
+
   void release() {
     if (fd_ >= 0) ::close(fd_);
     fd_ = -1;
@@ -80,6 +101,7 @@ class PageSourceImpl : public store::PageSource {
   int64_t cur_ = -1;
   int fd_ = -1;
   std::shared_ptr<const std::string> mem_;
+  ReadThrough::Run held_;
 };
 
 }  // namespace
@@ -120,8 +142,15 @@ void ReadThrough::worker() {
   }
 }
 
-std::shared_ptr<store::PageSource> ReadThrough::open(const PagedObject& obj) {
-  return std::make_shared<PageSourceImpl>(*this, obj);
+std::shared_ptr<store::PageSource> ReadThrough::open(const PagedObject& obj, Run held) {
+  return std::make_shared<PageSourceImpl>(*this, obj, std::move(held));
+}
+
+Result<std::shared_ptr<const std::string>> ReadThrough::wait(Flight& f) {
+  std::unique_lock lk(f.mu);
+  f.cv.wait(lk, [&] { return f.done; });
+  if (!f.status.ok()) return f.status;
+  return f.data;
 }
 
 std::string ReadThrough::flight_key(const PagedObject& obj, uint64_t page) const {
@@ -135,7 +164,7 @@ ReadStats ReadThrough::stats() const {
 
 Result<std::shared_ptr<const std::string>> ReadThrough::read_page_data(const PagedObject& obj, uint64_t page,
                                                                        uint64_t ahead_to, int* fd_out,
-                                                                       uint64_t* fd_len) {
+                                                                       uint64_t* fd_len, Run* started) {
   *fd_out = -1;
   for (int attempt = 0; attempt < 4; ++attempt) {
     auto seg = store_.get_page(obj.bucket, obj.key, obj.version, page);
@@ -177,20 +206,18 @@ Result<std::shared_ptr<const std::string>> ReadThrough::read_page_data(const Pag
       auto run = claim_run(obj, page, std::max(ahead_to, page + 1));
       if (run.empty()) continue;  // stored or started meanwhile: look again
       f = run.front().second;
+      if (started) started->insert(started->end(), run.begin() + 1, run.end());
       submit([this, obj, run] { fetch_run(obj, run); });
     }
-    std::unique_lock lk(f->mu);
-    f->cv.wait(lk, [&] { return f->done; });
-    if (!f->status.ok()) return f->status;
-    return f->data;
+    auto d = wait(*f);
+    if (d.ok() && !d.value()) continue;  // kept, and let go by its flight: in the cache now
+    return d;
   }
   return unavailable("page " + std::to_string(page) + " keeps changing");
 }
 
-std::vector<std::pair<uint64_t, std::shared_ptr<ReadThrough::Flight>>> ReadThrough::claim_run(const PagedObject& obj,
-                                                                                             uint64_t first,
-                                                                                             uint64_t to) {
-  std::vector<std::pair<uint64_t, std::shared_ptr<Flight>>> run;
+ReadThrough::Run ReadThrough::claim_run(const PagedObject& obj, uint64_t first, uint64_t to) {
+  Run run;
   to = std::min(to, page_count(obj));
   for (uint64_t p = first; p < to; ++p) {
     // The flight first, then the cache: a page leaves flight only once it
@@ -210,7 +237,7 @@ std::vector<std::pair<uint64_t, std::shared_ptr<ReadThrough::Flight>>> ReadThrou
   return run;
 }
 
-void ReadThrough::prefetch(const PagedObject& obj, uint64_t from, uint64_t to) {
+void ReadThrough::prefetch(const PagedObject& obj, uint64_t from, uint64_t to, Run* started) {
   to = std::min(to, page_count(obj));
   for (uint64_t p = from; p < to; ++p) {
     {
@@ -222,6 +249,7 @@ void ReadThrough::prefetch(const PagedObject& obj, uint64_t from, uint64_t to) {
     auto run = claim_run(obj, p, to);
     if (run.empty()) continue;
     p = run.back().first;
+    if (started) started->insert(started->end(), run.begin(), run.end());
     submit([this, obj, run] { fetch_run(obj, run); });
   }
 }
@@ -245,18 +273,17 @@ void ReadThrough::finish(const PagedObject& obj, uint64_t page, const std::share
   if (it != flights_.end() && it->second == f) flights_.erase(it);
 }
 
-void ReadThrough::adopt(const PagedObject& obj, uint64_t first, std::unique_ptr<ufs::Source> src,
-                        uint64_t src_length) {
+ReadThrough::Run ReadThrough::adopt(const PagedObject& obj, uint64_t first, std::unique_ptr<ufs::Source> src,
+                                    uint64_t src_length) {
   uint64_t pages = src_length / obj.page_size + (src_length % obj.page_size ? 1 : 0);
   auto run = claim_run(obj, first, first + pages);
-  if (run.empty() || run.front().first != first) return;  // someone else is at it: drop the stream
+  if (run.empty() || run.front().first != first) return {};  // someone else is at it: drop the stream
   std::shared_ptr<ufs::Source> shared(std::move(src));
   submit([this, obj, run, shared] { fetch_run(obj, run, shared); });
+  return run;
 }
 
-void ReadThrough::fetch_run(const PagedObject& obj,
-                            const std::vector<std::pair<uint64_t, std::shared_ptr<Flight>>>& run,
-                            std::shared_ptr<ufs::Source> given) {
+void ReadThrough::fetch_run(const PagedObject& obj, const Run& run, std::shared_ptr<ufs::Source> given) {
   uint64_t off = run.front().first * obj.page_size;
   uint64_t end = std::min(obj.size, (run.back().first + 1) * obj.page_size);
   size_t done = 0;
@@ -348,6 +375,11 @@ void ReadThrough::store_page(const PagedObject& obj, uint64_t page, const std::s
   else if (page == 0 && bytes->size() == obj.size && obj.size <= kHotMax)
     store_.keep_hot(obj.bucket, obj.key, obj.version, *bytes);  // small: answered from memory next time
   finish(obj, page, flight, ok_status(), bytes);
+  if (kept) {
+    // In the cache now: readers holding the flight read it from there.
+    std::lock_guard lk(flight->mu);
+    flight->data.reset();
+  }
 }
 
 Result<uint64_t> ReadThrough::load(const PagedObject& obj) {

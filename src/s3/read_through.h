@@ -53,15 +53,22 @@ class ReadThrough {
   ReadThrough(store::CacheStore& store, const CacheConfig& config, int fetch_threads = 16);
   ~ReadThrough();
 
-  // A source of the object's bytes, from cached pages or fetched.
-  std::shared_ptr<store::PageSource> open(const PagedObject& obj);
+  struct Flight;
+  // Pages being fetched, in order, each with its flight.
+  using Run = std::vector<std::pair<uint64_t, std::shared_ptr<Flight>>>;
+
+  // A source of the object's bytes, from cached pages or fetched. `held`:
+  // flights the reader already owns (the run a cold open adopted); pages
+  // not kept in the cache (no-cache, no room) are read from them.
+  std::shared_ptr<store::PageSource> open(const PagedObject& obj, Run held = {});
   // Fetches every missing page of the object (reservoir load). Returns the
   // bytes fetched from the under store.
   Result<uint64_t> load(const PagedObject& obj);
   // Takes over a stream already opened at page `first` (a cold read that got
   // the object's metadata with its first bytes): the pages it covers are
-  // fetched from it, once, for every reader.
-  void adopt(const PagedObject& obj, uint64_t first, std::unique_ptr<ufs::Source> src, uint64_t src_length);
+  // fetched from it, once, for every reader. Returns the run's flights
+  // (empty when another reader was already fetching them).
+  Run adopt(const PagedObject& obj, uint64_t first, std::unique_ptr<ufs::Source> src, uint64_t src_length);
   // Moves a cached unit to the fastest tier in the background.
   void promote(const store::CacheUnit& u);
 
@@ -77,23 +84,27 @@ class ReadThrough {
     std::shared_ptr<const std::string> data;  // the page's bytes
   };
   // The page's bytes: from the cache, or fetched once for all readers.
-  // `ahead_to` (exclusive page) lets one fetch cover the pages after it.
+  // `ahead_to` (exclusive page) lets one fetch cover the pages after it;
+  // the flights of a run this call starts are added to `started`, so the
+  // reader can take those pages from them even when they are not kept.
   Result<std::shared_ptr<const std::string>> read_page_data(const PagedObject& obj, uint64_t page,
-                                                            uint64_t ahead_to, int* fd_out, uint64_t* fd_len);
-  // Starts fetches of missing pages in [from, to) without waiting.
-  void prefetch(const PagedObject& obj, uint64_t from, uint64_t to);
+                                                            uint64_t ahead_to, int* fd_out, uint64_t* fd_len,
+                                                            Run* started = nullptr);
+  // Starts fetches of missing pages in [from, to) without waiting; their
+  // flights are added to `started`.
+  void prefetch(const PagedObject& obj, uint64_t from, uint64_t to, Run* started = nullptr);
+  // Waits for a flight to end; its page, or its error.
+  static Result<std::shared_ptr<const std::string>> wait(Flight& f);
   const CacheConfig& config() const { return config_; }
 
  private:
   std::string flight_key(const PagedObject& obj, uint64_t page) const;
   // Registers flights for the missing pages from `first` (which must be
   // missing) up to `to`, stopping at the first page cached or in flight.
-  std::vector<std::pair<uint64_t, std::shared_ptr<Flight>>> claim_run(const PagedObject& obj, uint64_t first,
-                                                                      uint64_t to);
+  Run claim_run(const PagedObject& obj, uint64_t first, uint64_t to);
   // Fetches the run with one ranged GET, or from `src` when given (opened at
   // the run's first page).
-  void fetch_run(const PagedObject& obj, const std::vector<std::pair<uint64_t, std::shared_ptr<Flight>>>& run,
-                 std::shared_ptr<ufs::Source> src = nullptr);
+  void fetch_run(const PagedObject& obj, const Run& run, std::shared_ptr<ufs::Source> src = nullptr);
   // Writes a fetched page into the cache, then ends its flight.
   void store_page(const PagedObject& obj, uint64_t page, const std::shared_ptr<Flight>& flight,
                   const std::shared_ptr<const std::string>& bytes);
