@@ -14,6 +14,8 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <type_traits>
@@ -73,5 +75,60 @@ auto run_blocking(asio::thread_pool& pool, F fn) {
       },
       asio::use_awaitable, std::move(fn));
 }
+
+// One piece of blocking work started on the pool while the coroutine that
+// started it goes on (e.g. writing one buffer while reading the next);
+// wait() resumes it with the result. At most one job at a time; the caller
+// must wait() for a started job before what it references goes away.
+template <typename R>
+class PendingJob {
+ public:
+  template <typename F>
+  void start(asio::thread_pool& pool, F fn) {
+    asio::post(pool, [st = state_, f = std::move(fn)]() mutable {
+      R r = f();
+      std::function<void(R)> waiter;
+      {
+        std::lock_guard lk(st->mu);
+        if (st->waiter) waiter = std::move(st->waiter);
+        else st->result = std::move(r);
+      }
+      if (waiter) waiter(std::move(r));
+    });
+    started_ = true;
+  }
+  bool started() const { return started_; }
+
+  auto wait() {
+    started_ = false;
+    return asio::async_initiate<decltype(asio::use_awaitable), void(R)>(
+        [st = state_](auto handler) {
+          auto ex = asio::get_associated_executor(handler);
+          auto h = std::make_shared<decltype(handler)>(std::move(handler));
+          auto deliver = [h, ex](R r) {
+            asio::post(ex, [h, r = std::move(r)]() mutable { std::move (*h)(std::move(r)); });
+          };
+          std::unique_lock lk(st->mu);
+          if (st->result) {
+            R r = std::move(*st->result);
+            st->result.reset();
+            lk.unlock();
+            deliver(std::move(r));
+          } else {
+            st->waiter = std::move(deliver);
+          }
+        },
+        asio::use_awaitable);
+  }
+
+ private:
+  struct State {
+    std::mutex mu;
+    std::optional<R> result;
+    std::function<void(R)> waiter;
+  };
+  std::shared_ptr<State> state_ = std::make_shared<State>();
+  bool started_ = false;
+};
 
 }  // namespace reservoir::http

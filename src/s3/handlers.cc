@@ -331,6 +331,13 @@ awaitable<Result<std::string>> read_small_body(Ctx& c, size_t max_bytes) {
   co_return out;
 }
 
+namespace {
+Status write_error(Status ws) {
+  if (ws.code() == Code::resource_exhausted) return s3_error("SlowDown", "The cache is out of space; retry later");
+  return ws;
+}
+}  // namespace
+
 awaitable<Status> receive_body(Ctx& c, store::FileWriter* w, std::map<std::string, std::string>& checksums,
                                std::string& tail) {
   BodyDecoder d(c);
@@ -341,24 +348,45 @@ awaitable<Status> receive_body(Ctx& c, store::FileWriter* w, std::map<std::strin
   // Small bodies get a buffer of their own size (+1 to see the end).
   auto cl = c.req.header("x-amz-decoded-content-length") ? std::optional<uint64_t>() : c.body.content_length();
   const size_t kChunk = cl ? static_cast<size_t>(std::min<uint64_t>(kMaxChunk, *cl + 1)) : kMaxChunk;
-  std::unique_ptr<char[]> storage(new char[kChunk]);
-  char* buf = storage.get();
+  // Two buffers: a full one is written (hashed, appended) on the pool while
+  // the next one is read from the socket.
+  std::unique_ptr<char[]> storage[2] = {std::unique_ptr<char[]>(new char[kChunk]), nullptr};
+  int cur = 0;
+  char* buf = storage[0].get();
   size_t fill = 0;
+  http::PendingJob<Status> writing;
+  Status failed = ok_status();
   for (;;) {
     auto r = co_await d.read(buf + fill, kChunk - fill);
-    if (!r.ok()) co_return r.status();
+    if (!r.ok()) {
+      failed = r.status();
+      break;
+    }
     fill += *r;
     if (*r == 0) break;
     if (fill == kChunk) {
-      const char* p = buf;
-      Status ws = co_await c.blocking([&] { return w->append(p, kChunk); });
-      if (!ws.ok()) {
-        if (ws.code() == Code::resource_exhausted) co_return s3_error("SlowDown", "The cache is out of space; retry later");
-        co_return ws;
+      if (!w) {  // the caller asked for the whole body in `tail`
+        failed = s3_error("InvalidRequest", "The body is longer than its declared length");
+        break;
       }
+      if (writing.started()) {
+        failed = write_error(co_await writing.wait());
+        if (!failed.ok()) break;
+      }
+      const char* p = buf;
+      writing.start(c.svc.pool(), [w, p, n = kChunk] { return w->append(p, n); });
+      cur ^= 1;
+      if (!storage[cur]) storage[cur].reset(new char[kChunk]);
+      buf = storage[cur].get();
       fill = 0;
     }
   }
+  // Never leave with a write still using a buffer or the writer.
+  if (writing.started()) {
+    Status ws = write_error(co_await writing.wait());
+    if (failed.ok()) failed = ws;
+  }
+  if (!failed.ok()) co_return failed;
   st = d.finish(checksums);
   if (!st.ok()) co_return st;
   tail.assign(buf, fill);

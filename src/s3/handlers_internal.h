@@ -54,9 +54,10 @@ awaitable<Result<std::string>> read_small_body(Ctx& c, size_t max_bytes);
 // Streams the request body into `w`, verifying length, payload hash,
 // Content-MD5 and x-amz-checksum-* (headers or trailers), and fills
 // `checksums` (algo -> base64) with the checksums the client sent. Full 1 MiB
-// pieces are written as they arrive; the last piece (all of a small body) is
-// left in `tail` for the caller to append in the same blocking call that
-// commits the object, saving a thread hop per request.
+// pieces are written on the blocking pool while the next one is read from
+// the socket; the last piece (all of a small body) is left in `tail` for the
+// caller to append in the same blocking call that commits the object, saving
+// a thread hop per request. With `w` null the whole body must fit in `tail`.
 awaitable<Status> receive_body(Ctx& c, store::FileWriter* w, std::map<std::string, std::string>& checksums,
                                std::string& tail);
 
