@@ -1,7 +1,9 @@
 #include "common/hash.h"
 
 #include <openssl/evp.h>
+#include <openssl/core_names.h>
 #include <openssl/hmac.h>
+#include <openssl/params.h>
 #include <zlib.h>
 
 #include <array>
@@ -137,16 +139,54 @@ const std::array<uint32_t, 256>& crc32c_table() {
 
 }  // namespace
 
-std::string sha256_raw(std::string_view data) { return evp_digest(EVP_sha256(), data); }
+namespace {
+// Algorithms fetched once: OpenSSL 3 otherwise looks each one up (by name,
+// under a lock) on every call, which costs more than hashing a request.
+const EVP_MD* sha256_md() {
+  static EVP_MD* md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  return md;
+}
+const EVP_MD* md5_md() {
+  static EVP_MD* md = EVP_MD_fetch(nullptr, "MD5", nullptr);
+  return md;
+}
+
+// One HMAC context per thread, keyed again for each use.
+struct MacCtx {
+  EVP_MAC* mac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
+  EVP_MAC_CTX* ctx = mac ? EVP_MAC_CTX_new(mac) : nullptr;
+  bool digest_set = false;
+  ~MacCtx() {
+    EVP_MAC_CTX_free(ctx);
+    EVP_MAC_free(mac);
+  }
+};
+}  // namespace
+
+std::string sha256_raw(std::string_view data) { return evp_digest(sha256_md(), data); }
 std::string sha256_hex(std::string_view data) { return hex_encode(sha256_raw(data)); }
-std::string md5_raw(std::string_view data) { return evp_digest(EVP_md5(), data); }
+std::string md5_raw(std::string_view data) { return evp_digest(md5_md(), data); }
 
 std::string hmac_sha256_raw(std::string_view key, std::string_view data) {
   unsigned char buf[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
+  thread_local MacCtx m;
+  size_t len = 0;
+  if (m.ctx) {
+    OSSL_PARAM params[2] = {OSSL_PARAM_construct_utf8_string("digest", const_cast<char*>("SHA256"), 0),
+                            OSSL_PARAM_construct_end()};
+    bool ok = EVP_MAC_init(m.ctx, reinterpret_cast<const unsigned char*>(key.data()), key.size(),
+                           m.digest_set ? nullptr : params) == 1 &&
+              EVP_MAC_update(m.ctx, reinterpret_cast<const unsigned char*>(data.data()), data.size()) == 1 &&
+              EVP_MAC_final(m.ctx, buf, &len, sizeof(buf)) == 1;
+    if (ok) {
+      m.digest_set = true;
+      return std::string(reinterpret_cast<char*>(buf), len);
+    }
+  }
+  unsigned int ulen = 0;
   HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
-       reinterpret_cast<const unsigned char*>(data.data()), data.size(), buf, &len);
-  return std::string(reinterpret_cast<char*>(buf), len);
+       reinterpret_cast<const unsigned char*>(data.data()), data.size(), buf, &ulen);
+  return std::string(reinterpret_cast<char*>(buf), ulen);
 }
 
 #if defined(__x86_64__)
@@ -213,9 +253,9 @@ std::optional<HashAlgo> hash_algo_from_name(std::string_view n) {
 
 std::unique_ptr<Hasher> make_hasher(HashAlgo a) {
   switch (a) {
-    case HashAlgo::md5: return std::make_unique<EvpHasher>(EVP_md5());
+    case HashAlgo::md5: return std::make_unique<EvpHasher>(md5_md());
     case HashAlgo::sha1: return std::make_unique<EvpHasher>(EVP_sha1());
-    case HashAlgo::sha256: return std::make_unique<EvpHasher>(EVP_sha256());
+    case HashAlgo::sha256: return std::make_unique<EvpHasher>(sha256_md());
     case HashAlgo::crc32: return std::make_unique<Crc32Hasher>(false);
     case HashAlgo::crc32c: return std::make_unique<Crc32Hasher>(true);
     case HashAlgo::crc64nvme: return std::make_unique<Crc64NvmeHasher>();

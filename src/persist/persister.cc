@@ -125,17 +125,19 @@ void Persister::stop() {
 
 void Persister::schedule(Queue* q, const std::string& full, Clock::time_point when, int attempt) {
   // Caller holds q->mu.
+  // Workers sleep until the earliest entry is due: only a new earliest
+  // entry needs to wake one (a PUT per wake-up costs two context switches).
   auto p = q->pending.find(full);
   if (p != q->pending.end()) {
     if (p->second.it->first <= when) return;
     q->ready.erase(p->second.it);
     p->second.it = q->ready.emplace(when, full);
-    q->cv.notify_one();
+    if (p->second.it == q->ready.begin()) q->cv.notify_one();
     return;
   }
   auto it = q->ready.emplace(when, full);
   q->pending[full] = {it, attempt, Clock::now()};
-  q->cv.notify_one();
+  if (it == q->ready.begin()) q->cv.notify_one();
 }
 
 void Persister::enqueue(const std::string& bucket, const std::string& key) {
@@ -173,6 +175,9 @@ void Persister::worker(Queue* q) {
     q->pending.erase(full);
     q->in_flight.insert(full);
     q->active++;
+    // More work and room for it: wake the next worker (each one wakes the
+    // next, so a burst fans out to the whole pool).
+    if (!q->ready.empty() && q->active < std::max(1, static_cast<int>(q->limit))) q->cv.notify_one();
     lk.unlock();
     auto [bucket, key] = split_key(full);
     Next next = process(q, bucket, key, attempt);
@@ -189,7 +194,9 @@ void Persister::worker(Queue* q) {
       q->recent.push_back(now2);
       while (!q->recent.empty() && now2 - q->recent.front() > std::chrono::seconds(10)) q->recent.pop_front();
     }
-    q->cv.notify_all();
+    // This worker takes the next entry itself; one more may start if the
+    // limit grew.
+    q->cv.notify_one();
     if (q->again.erase(full)) schedule(q, full, Clock::now() + q->mount->config.persist.delay, 0);
     else if (next.again) schedule(q, full, Clock::now() + next.delay, next.attempt);
   }

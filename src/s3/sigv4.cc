@@ -3,6 +3,7 @@
 #include <openssl/crypto.h>
 
 #include <algorithm>
+#include <array>
 #include <cstdio>
 #include <cstring>
 
@@ -518,10 +519,23 @@ std::string string_to_sign(std::string_view amz_date, std::string_view scope,
 
 std::string derive_signing_key(std::string_view secret, std::string_view date,
                                std::string_view region, std::string_view service) {
+  // The key changes once a day per credential: each thread keeps the last
+  // few it derived (four HMACs saved per request).
+  struct Entry {
+    std::string secret, date, region, service, key;
+  };
+  thread_local std::array<Entry, 4> cache;
+  thread_local size_t next = 0;
+  for (auto& e : cache)
+    if (!e.key.empty() && e.date == date && e.secret == secret && e.region == region && e.service == service)
+      return e.key;
   std::string k = hmac_sha256_raw("AWS4" + std::string(secret), date);
   k = hmac_sha256_raw(k, region);
   k = hmac_sha256_raw(k, service);
-  return hmac_sha256_raw(k, "aws4_request");
+  k = hmac_sha256_raw(k, "aws4_request");
+  cache[next] = {std::string(secret), std::string(date), std::string(region), std::string(service), k};
+  next = (next + 1) % cache.size();
+  return k;
 }
 
 std::string chunk_signature_for_hash(std::string_view signing_key, std::string_view amz_date,

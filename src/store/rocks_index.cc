@@ -1,4 +1,5 @@
 #include <rocksdb/db.h>
+#include <rocksdb/filter_policy.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 
@@ -64,8 +65,12 @@ Result<std::unique_ptr<KvIndex>> open_rocks_index(const std::string& dir) {
   opts.OptimizeLevelStyleCompaction(64 << 20);
   opts.max_open_files = 512;
   opts.keep_log_file_num = 4;
+  // Few cores: writers waiting for the group commit sleep rather than spin.
+  opts.enable_write_thread_adaptive_yield = false;
   rocksdb::BlockBasedTableOptions t;
-  t.filter_policy.reset();  // point lookups hit memtables mostly; keep it simple
+  // Every PUT of a new key looks it up first: a miss should not read the
+  // index blocks of every table file.
+  t.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
   opts.table_factory.reset(rocksdb::NewBlockBasedTableFactory(t));
   rocksdb::DB* raw = nullptr;
   auto s = rocksdb::DB::Open(opts, dir, &raw);
