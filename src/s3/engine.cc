@@ -172,7 +172,12 @@ bool Engine::dirty_budget_full(const ns::Mount& m) const {
 }
 
 Result<ObjectMeta> Engine::commit_write(const std::string& bucket, const std::string& key, const ns::Resolved& where,
-                                        ObjectMeta meta, const PutConditions& cond) {
+                                        ObjectMeta meta, const PutConditions& cond, store::FileWriter* data) {
+  auto with_data = [&] {
+    store::KvBatch b;
+    if (data) data->take_inline(b);
+    return b;
+  };
   // Conditional writes see the cached record, or the under store when the key
   // has none (checked first, outside the key lock).
   bool ufs_has = false;
@@ -203,7 +208,7 @@ Result<ObjectMeta> Engine::commit_write(const std::string& bucket, const std::st
     meta.expires_at_ms = store::now_ms() + where.policy.ttl->count();
   if (mode == WriteMode::transient) {
     meta.state = PersistState::transient;
-    return store_.commit(bucket, key, std::move(meta), check);
+    return store_.commit(bucket, key, std::move(meta), check, with_data());
   }
   bool synchronous = mode != WriteMode::write_back;
   if (!synchronous && dirty_budget_full(*where.mount)) {
@@ -222,12 +227,13 @@ Result<ObjectMeta> Engine::commit_write(const std::string& bucket, const std::st
   }
   if (!synchronous) {
     meta.state = PersistState::dirty;
-    auto r = store_.commit(bucket, key, std::move(meta), check);
+    auto r = store_.commit(bucket, key, std::move(meta), check, with_data());
     if (r.ok()) persister_.enqueue(bucket, key);
     return r;
   }
   // through / cache-through: the under store commits before the acknowledgement.
   RETURN_IF_ERROR(check(current));
+  if (data) RETURN_IF_ERROR(data->write_inline());  // read back by the upload
   {
     auto h = store_.pin(meta);
     if (!h.ok()) return h.status();
@@ -266,12 +272,12 @@ Result<ObjectMeta> Engine::finish_put(const std::string& bucket, const std::stri
   m.checksums = attrs.checksums;
   m.tags = attrs.tags;
   m.mtime_ms = store::now_ms();
-  RETURN_IF_ERROR(file->commit(store_.durable() && where->policy.write_mode != WriteMode::transient));
+  RETURN_IF_ERROR(file->commit(store_.durable() && where->policy.write_mode != WriteMode::transient, true));
   if (m.size > 0) m.segments.push_back(file->segment());
   std::vector<store::Segment> fresh = m.segments;
   ns::Resolved w = where.value();
   if (file->overflow()) w.policy.write_mode = WriteMode::through;  // no room to keep it
-  auto r = commit_write(bucket, key, w, std::move(m), cond);
+  auto r = commit_write(bucket, key, w, std::move(m), cond, file.get());
   if (!r.ok()) {
     for (auto& s : fresh) store_.remove_data(s);  // nothing references it
     return r;

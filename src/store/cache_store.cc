@@ -298,7 +298,7 @@ StoreStats CacheStore::bucket_stats(const std::string& bucket) const {
 }
 
 Result<ObjectMeta> CacheStore::commit(const std::string& bucket, const std::string& key, ObjectMeta m,
-                                     const Precondition& check) {
+                                     const Precondition& check, KvBatch with) {
   std::optional<ObjectMeta> old;
   {
     std::lock_guard lk(key_lock(bucket, key));
@@ -307,7 +307,7 @@ Result<ObjectMeta> CacheStore::commit(const std::string& bucket, const std::stri
     old = std::move(cur.value());
     if (check) RETURN_IF_ERROR(check(old));
     m.version = next_id();
-    KvBatch b;
+    KvBatch b = std::move(with);
     b.put(obj_key(bucket, key), encode(m));
     if (is_dirty_state(m)) b.put(dirty_key(bucket, key), std::to_string(m.version));
     else b.del(dirty_key(bucket, key));

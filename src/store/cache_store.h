@@ -137,8 +137,9 @@ class CacheStore {
   // `check`, when given, sees the current record under the key lock and may
   // refuse the commit (conditional writes: If-Match, If-None-Match).
   using Precondition = std::function<Status(const std::optional<ObjectMeta>& current)>;
+  // `with`: more index writes made in the same batch (data kept in the index).
   Result<ObjectMeta> commit(const std::string& bucket, const std::string& key, ObjectMeta m,
-                            const Precondition& check = nullptr);
+                            const Precondition& check = nullptr, KvBatch with = {});
   // Like commit, but only when the key has no record (a read-miss fill must
   // never replace a newer write). Returns false when a record exists.
   Result<bool> commit_if_absent(const std::string& bucket, const std::string& key, ObjectMeta m);

@@ -63,15 +63,14 @@ std::string FileWriter::md5() {
   return std::string(reinterpret_cast<char*>(buf), len);
 }
 
-Status FileWriter::commit(bool sync) {
+Status FileWriter::commit(bool sync, bool defer_inline) {
   if (!spilled_) {
     if (!index_) RETURN_IF_ERROR(spill());
     else {
       committed_ = true;
       if (size_ == 0) return ok_status();
-      KvBatch b;
-      b.put(inline_key(id_), buf_);
-      RETURN_IF_ERROR(index_->write(b, false));
+      inline_pending_ = true;
+      if (!defer_inline) RETURN_IF_ERROR(write_inline());
       if (space_) space_->add_data(tier_, size_);
       return ok_status();
     }
@@ -84,6 +83,21 @@ Status FileWriter::commit(bool sync) {
   if (space_) space_->add_data(tier_, size_);
   if (sync) fsync_dir(final_path_.substr(0, final_path_.rfind('/')));
   return ok_status();
+}
+
+void FileWriter::take_inline(KvBatch& b) {
+  if (!inline_pending_) return;
+  b.put(inline_key(id_), buf_);
+  inline_pending_ = false;
+}
+
+Status FileWriter::write_inline() {
+  if (!inline_pending_) return ok_status();
+  KvBatch b;
+  take_inline(b);
+  Status st = index_->write(b, false);
+  if (!st.ok()) inline_pending_ = true;
+  return st;
 }
 
 std::string ObjectFiles::path(uint64_t id, int tier) const {

@@ -37,8 +37,14 @@ class FileWriter {
   Status append(const char* data, size_t n);
   // Makes the data durable (fsync when `sync`, for files) and final. Data kept
   // in the index is written unsynced: the synced commit of the object record
-  // that follows makes it durable too (the WAL is sequential).
-  Status commit(bool sync);
+  // that follows makes it durable too (the WAL is sequential). With
+  // `defer_inline`, data kept in the index is not written yet: the caller
+  // adds it to the record's own batch (take_inline) or writes it before the
+  // data is read (write_inline).
+  Status commit(bool sync, bool defer_inline = false);
+  // Data of a deferred commit, moved into `b` (nothing if none is pending).
+  void take_inline(KvBatch& b);
+  Status write_inline();
   uint64_t id() const { return id_; }
   uint64_t size() const { return size_; }
   uint32_t crc32c() const { return crc_; }
@@ -76,6 +82,7 @@ class FileWriter {
   uint64_t reserved_;
   bool overflow_ = false;
   bool with_md5_ = true;
+  bool inline_pending_ = false;
 };
 
 class ObjectFiles {
