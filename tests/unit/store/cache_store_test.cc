@@ -135,8 +135,8 @@ class StoreFixture {
 
  private:
   TempDir dir_;
-  size_t inline_max_ = 0;
   IndexKind kind_;
+  size_t inline_max_ = 0;
   std::unique_ptr<CacheStore> store_;
 };
 
@@ -602,6 +602,56 @@ TEST(cache_store_inline_test, overwrite_drops_old_inline_data_but_an_open_handle
   ASSERT_TRUE(n.ok());
   EXPECT_EQ(std::string(buf, *n), "version one");
   EXPECT_EQ(f.read("bkt", "k"), "version two");
+}
+
+}  // namespace reservoir::store
+
+namespace reservoir::store {
+
+// A deferred inline write lands in the same batch as the record: both or
+// neither (a refused commit leaves no data behind).
+TEST(cache_store_inline_test, deferred_inline_data_is_written_with_its_record_or_not_at_all) {
+  StoreFixture f(IndexKind::rocks, 64 * 1024);
+  auto write = [&](const std::string& data) {
+    auto w = f.store().new_file();
+    EXPECT_TRUE(w.ok());
+    EXPECT_TRUE((*w)->append(data.data(), data.size()).ok());
+    EXPECT_TRUE((*w)->commit(true, true).ok());
+    return std::move(w.value());
+  };
+  {
+    auto w1 = write("kept with its record");
+    ObjectMeta m;
+    m.size = w1->size();
+    m.segments.push_back(w1->segment());
+    // Not in the index until the record commits.
+    EXPECT_FALSE(f.store().read_inline(w1->segment()).ok());
+    KvBatch b;
+    w1->take_inline(b);
+    ASSERT_TRUE(f.store().commit("bkt", "k", m, nullptr, std::move(b)).ok());
+  }  // writers go before the store they write to
+  f.reopen();
+  EXPECT_EQ(f.read("bkt", "k"), "kept with its record");
+
+  auto w2 = write("refused");
+  ObjectMeta m2;
+  m2.size = w2->size();
+  m2.segments.push_back(w2->segment());
+  KvBatch b2;
+  w2->take_inline(b2);
+  auto refused = f.store().commit("bkt", "k", m2,
+                                  [](const std::optional<ObjectMeta>&) { return failed_precondition("refused"); },
+                                  std::move(b2));
+  EXPECT_FALSE(refused.ok());
+  EXPECT_FALSE(f.store().read_inline(w2->segment()).ok());
+  EXPECT_EQ(f.read("bkt", "k"), "kept with its record");
+
+  // Written on its own when asked (a synchronous upload reads it back first).
+  auto w3 = write("written now");
+  ASSERT_TRUE(w3->write_inline().ok());
+  auto d = f.store().read_inline(w3->segment());
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d.value(), "written now");
 }
 
 }  // namespace reservoir::store
