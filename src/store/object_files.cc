@@ -53,7 +53,17 @@ Status FileWriter::append(const char* data, size_t n) {
     return ok_status();
   }
   if (!spilled_) RETURN_IF_ERROR(spill());
-  return write_fully(fd_, data, n, "cache file");
+  RETURN_IF_ERROR(write_fully(fd_, data, n, "cache file"));
+  // Large data: start the disk writing what has arrived so far, so that the
+  // fsync of commit() waits for the last few MiB, not for the whole object
+  // (the page cache would otherwise hold it all until then).
+  constexpr uint64_t kWritebackStep = 8 << 20;
+  if (size_ - flushed_ >= kWritebackStep) {
+    (void)::sync_file_range(fd_, static_cast<off_t>(flushed_), static_cast<off_t>(size_ - flushed_),
+                            SYNC_FILE_RANGE_WRITE);
+    flushed_ = size_;
+  }
+  return ok_status();
 }
 
 std::string FileWriter::md5() {

@@ -83,6 +83,7 @@ class FileWriter {
   bool overflow_ = false;
   bool with_md5_ = true;
   bool inline_pending_ = false;
+  uint64_t flushed_ = 0;  // bytes handed to the disk early (sync_file_range)
 };
 
 class ObjectFiles {
