@@ -48,7 +48,9 @@ Debian 12 machine, with the paths compared measured side by side in the same run
 These machines are noisy: compare the ratios, not the absolute values.
 `make bench` runs every experiment below and regenerates this file
 (`python3 bench/run_all.py`; `--only NAME` reruns one, `--report-only` rewrites
-this file from the last results in `build/bench/`).
+this file from the last results in `build/bench/`). Before/after numbers of a
+change come from `bash bench/ab.sh OLD_BIN NEW_BIN ROUNDS -- BENCH_ARGS`, which
+runs one `reservoir bench` step against the two server binaries alternately.
 
 The backend is `moto_server` (a real S3 server) behind
 `tests/tools/slow_s3_proxy.py`, which makes it behave like S3 over the internet:
