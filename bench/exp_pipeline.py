@@ -11,7 +11,7 @@ to that backend), interleaved, in one run.
 The client is bench/s3load.py's asyncio client (raw keep-alive connections,
 SigV4), with C concurrent requests per stage.
 
-    python3 bench/exp_pipeline.py [--files 500] [--file-size 16384] [--concurrency 16] [--runs 3]
+    python3 bench/exp_pipeline.py [--files 500] [--file-size 16384] [--concurrency 16] [--runs 3] [--warmup-runs 1]
 """
 
 from __future__ import annotations
@@ -112,7 +112,7 @@ def pipeline(endpoint: str, signer, bucket: str, prefix: str, files: list[bytes]
     return {"stage1": t1 - t0, "stage2": t2 - t1, "stage3": t3 - t2, "total": t3 - t0, "totals": totals}
 
 
-def run(nfiles: int, size: int, concurrency: int, runs: int, latency_ms: float) -> dict:
+def run(nfiles: int, size: int, concurrency: int, runs: int, latency_ms: float, warmup_runs: int) -> dict:
     wd = harness.new_dir("exp-pipeline-")
     backend = harness.Backend(wd, latency_ms=latency_ms, buckets=("pipe", "direct"))
     mount = f"""[[mount]]
@@ -125,26 +125,41 @@ persist = {{ concurrency = 16, max_ops_per_sec = 100 }}
 """
     rsv = harness.Reservoir(wd, durability="fsync", mounts=mount)
     files = make_files(nfiles, size)
-    out = {"direct": [], "reservoir": []}
+    out = {"direct": [], "reservoir": [], "warmup": {"direct": [], "reservoir": []}}
     try:
-        for k in range(runs):
-            out["direct"].append(pipeline(backend.proxy_url, s3load.Signer("moto", "moto"), "direct",
-                                          f"run{k}/", files, concurrency))
-            print(f"direct run {k}: {out['direct'][-1]}", file=sys.stderr)
-            out["reservoir"].append(pipeline(rsv.url, s3load.Signer(harness.ACCESS_KEY, harness.SECRET_KEY), "pipe",
-                                             f"run{k}/", files, concurrency))
-            print(f"reservoir run {k}: {out['reservoir'][-1]}", file=sys.stderr)
+        # Warm-up runs first (same work, other keys; reported, not counted):
+        # the first run of each path pays for new connections, the index's
+        # first files and the client's own warm-up.
+        for k in range(-warmup_runs, runs):
+            dest = out if k >= 0 else out["warmup"]
+            name = f"run{k}/" if k >= 0 else f"warmup{-k}/"
+            dest["direct"].append(pipeline(backend.proxy_url, s3load.Signer("moto", "moto"), "direct",
+                                           name, files, concurrency))
+            print(f"direct {name}: {dest['direct'][-1]}", file=sys.stderr)
+            dest["reservoir"].append(pipeline(rsv.url, s3load.Signer(harness.ACCESS_KEY, harness.SECRET_KEY), "pipe",
+                                              name, files, concurrency))
+            print(f"reservoir {name}: {dest['reservoir'][-1]}", file=sys.stderr)
             # Let the drain finish (untimed) so that it does not load the shared
             # backend during the next direct run; this also checks it lands.
             t = time.perf_counter()
             barrier = rsv.sync("pipe/")
-            out["reservoir"][-1]["drain_seconds"] = time.perf_counter() - t
-            out["reservoir"][-1]["barrier_done"] = barrier.get("done")
+            dest["reservoir"][-1]["drain_seconds"] = time.perf_counter() - t
+            dest["reservoir"][-1]["barrier_done"] = barrier.get("done")
         out["rss_mb"] = rsv.vmhwm_mb()
     finally:
         harness.stop_all()
         shutil.rmtree(wd, ignore_errors=True)
     return out
+
+
+def warmup_note(raw: dict) -> str:
+    w = raw.get("warmup", {})
+    if not w or not w.get("direct"):
+        return "No warm-up run."
+    d = ", ".join(f"{r['total']:.3f}" for r in w["direct"])
+    r = ", ".join(f"{x['total']:.3f}" for x in w["reservoir"])
+    return (f"Before the counted runs, {len(w['direct'])} warm-up run(s) per path, same work on other keys, "
+            f"not counted: direct {d} s, Reservoir {r} s.")
 
 
 def summarize(raw: dict, nfiles: int, size: int, concurrency: int) -> dict:
@@ -163,7 +178,8 @@ def summarize(raw: dict, nfiles: int, size: int, concurrency: int) -> dict:
                      f"{mean:.3f} ({stats[path]['spread_pct']:.1f}%)"])
     md = (f"{nfiles} files of {size} B, {concurrency} concurrent requests per stage; seconds. After each "
           "Reservoir run the persistence barrier (`sync pipe/`, untimed) waits until everything is in the "
-          "backend, so that the drain does not load the backend during the next direct run.\n\n" +
+          "backend, so that the drain does not load the backend during the next direct run. " +
+          warmup_note(raw) + "\n\n" +
           report.table(["path", "run", "stage 1 (PUT)", "stage 2 (GET+transform+PUT)", "stage 3 (GET+aggregate)",
                         "total"], rows))
     speed = stats["direct"]["mean"] / stats["reservoir"]["mean"]
@@ -187,8 +203,9 @@ def main() -> int:
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--latency-ms", type=float, default=30)
+    ap.add_argument("--warmup-runs", type=int, default=1, help="untimed runs per path before the counted ones")
     a = ap.parse_args()
-    raw = run(a.files, a.file_size, a.concurrency, a.runs, a.latency_ms)
+    raw = run(a.files, a.file_size, a.concurrency, a.runs, a.latency_ms, a.warmup_runs)
     res = summarize(raw, a.files, a.file_size, a.concurrency)
     res["raw"] = raw
     res["title"] = "Pipeline"
