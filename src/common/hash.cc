@@ -174,7 +174,10 @@ std::string hmac_sha256_raw(std::string_view key, std::string_view data) {
   if (m.ctx) {
     OSSL_PARAM params[2] = {OSSL_PARAM_construct_utf8_string("digest", const_cast<char*>("SHA256"), 0),
                             OSSL_PARAM_construct_end()};
-    bool ok = EVP_MAC_init(m.ctx, reinterpret_cast<const unsigned char*>(key.data()), key.size(),
+    // Never a null key: OpenSSL would keep the previous caller's key.
+    static const unsigned char kEmpty = 0;
+    const auto* k = key.data() ? reinterpret_cast<const unsigned char*>(key.data()) : &kEmpty;
+    bool ok = EVP_MAC_init(m.ctx, k, key.size(),
                            m.digest_set ? nullptr : params) == 1 &&
               EVP_MAC_update(m.ctx, reinterpret_cast<const unsigned char*>(data.data()), data.size()) == 1 &&
               EVP_MAC_final(m.ctx, buf, &len, sizeof(buf)) == 1;

@@ -13,6 +13,7 @@
 #include <boost/asio/this_coro.hpp>
 
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -86,7 +87,7 @@ class PendingJob {
   template <typename F>
   void start(asio::thread_pool& pool, F fn) {
     asio::post(pool, [st = state_, f = std::move(fn)]() mutable {
-      R r = f();
+      R r = run(f);
       std::function<void(R)> waiter;
       {
         std::lock_guard lk(st->mu);
@@ -98,6 +99,19 @@ class PendingJob {
     started_ = true;
   }
   bool started() const { return started_; }
+
+  // An exception of the job becomes its result (a thrown job must still
+  // resume its waiter).
+  template <typename F>
+  static R run(F& f) {
+    try {
+      return f();
+    } catch (const std::exception& e) {
+      return internal_error(std::string("background job failed: ") + e.what());
+    } catch (...) {
+      return internal_error("background job failed");
+    }
+  }
 
   auto wait() {
     started_ = false;

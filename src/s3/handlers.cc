@@ -1,5 +1,6 @@
 #include "s3/handlers.h"
 
+#include <exception>
 #include <random>
 
 #include <fmt/format.h>
@@ -350,42 +351,50 @@ awaitable<Status> receive_body(Ctx& c, store::FileWriter* w, std::map<std::strin
   const size_t kChunk = cl ? static_cast<size_t>(std::min<uint64_t>(kMaxChunk, *cl + 1)) : kMaxChunk;
   // Two buffers: a full one is written (hashed, appended) on the pool while
   // the next one is read from the socket.
-  std::unique_ptr<char[]> storage[2] = {std::unique_ptr<char[]>(new char[kChunk]), nullptr};
+  // Both allocated before any write starts: nothing below throws while a
+  // write uses one of them (and an exception still waits for the write).
+  std::unique_ptr<char[]> storage[2] = {std::unique_ptr<char[]>(new char[kChunk]),
+                                        w ? std::unique_ptr<char[]>(new char[kChunk]) : nullptr};
   int cur = 0;
   char* buf = storage[0].get();
   size_t fill = 0;
   http::PendingJob<Status> writing;
   Status failed = ok_status();
-  for (;;) {
-    auto r = co_await d.read(buf + fill, kChunk - fill);
-    if (!r.ok()) {
-      failed = r.status();
-      break;
-    }
-    fill += *r;
-    if (*r == 0) break;
-    if (fill == kChunk) {
-      if (!w) {  // the caller asked for the whole body in `tail`
-        failed = s3_error("InvalidRequest", "The body is longer than its declared length");
+  std::exception_ptr thrown;
+  try {
+    for (;;) {
+      auto r = co_await d.read(buf + fill, kChunk - fill);
+      if (!r.ok()) {
+        failed = r.status();
         break;
       }
-      if (writing.started()) {
-        failed = write_error(co_await writing.wait());
-        if (!failed.ok()) break;
+      fill += *r;
+      if (*r == 0) break;
+      if (fill == kChunk) {
+        if (!w) {  // the caller asked for the whole body in `tail`
+          failed = s3_error("InvalidRequest", "The body is longer than its declared length");
+          break;
+        }
+        if (writing.started()) {
+          failed = write_error(co_await writing.wait());
+          if (!failed.ok()) break;
+        }
+        const char* p = buf;
+        writing.start(c.svc.pool(), [w, p, n = kChunk] { return w->append(p, n); });
+        cur ^= 1;
+        buf = storage[cur].get();
+        fill = 0;
       }
-      const char* p = buf;
-      writing.start(c.svc.pool(), [w, p, n = kChunk] { return w->append(p, n); });
-      cur ^= 1;
-      if (!storage[cur]) storage[cur].reset(new char[kChunk]);
-      buf = storage[cur].get();
-      fill = 0;
     }
+  } catch (...) {
+    thrown = std::current_exception();
   }
   // Never leave with a write still using a buffer or the writer.
   if (writing.started()) {
     Status ws = write_error(co_await writing.wait());
     if (failed.ok()) failed = ws;
   }
+  if (thrown) std::rethrow_exception(thrown);
   if (!failed.ok()) co_return failed;
   st = d.finish(checksums);
   if (!st.ok()) co_return st;

@@ -1,5 +1,6 @@
 // Object-level S3 operations: Get/Head/Put/Delete/Copy, tagging, attributes,
 // ACL reads, and multipart uploads.
+#include <algorithm>
 #include <fmt/format.h>
 
 #include "common/hash.h"
@@ -63,8 +64,14 @@ uint64_t declared_length(const Ctx& c) {
 // write is checked and opened (one thread hop per PUT instead of two).
 bool small_body(const Ctx& c) {
   constexpr uint64_t kSmallBody = 64 * 1024;
-  bool known = c.req.header("x-amz-decoded-content-length") || c.body.content_length();
-  return known && declared_length(c) <= kSmallBody;
+  std::optional<uint64_t> len;
+  if (c.auth.payload_hash.rfind("STREAMING-", 0) == 0) {  // aws-chunked: the decoded length counts
+    const std::string* v = c.req.header("x-amz-decoded-content-length");
+    if (v && !v->empty() && v->size() < 20 && std::all_of(v->begin(), v->end(), ::isdigit)) len = std::stoull(*v);
+  } else {
+    len = c.body.content_length();
+  }
+  return len && *len <= kSmallBody;
 }
 
 // The bytes a GET will read, when the request says so plainly ("bytes=N-"

@@ -37,8 +37,10 @@ class PageSourceImpl : public store::PageSource {
       uint64_t end_page = (std::min(hint_end_, obj_.size) + obj_.page_size - 1) / obj_.page_size;
       end_page = std::max(end_page, page + 1);
       uint64_t ahead = std::min(end_page, page + 1 + static_cast<uint64_t>(rt_.config().readahead_pages));
-      // A miss fetches the rest of the span (up to a long run) in one request.
-      uint64_t run_to = std::min(end_page, page + ReadThrough::kMaxRunPages);
+      // A miss fetches the rest of the span (up to a long run) in one request;
+      // pages that will not be kept are held by this reader until it reads
+      // them, so their run stays within the read-ahead window.
+      uint64_t run_to = std::min(end_page, page + rt_.max_run(obj_));
       auto d = from_held(page);
       if (!d) {
         uint64_t len = 0;
@@ -142,6 +144,11 @@ void ReadThrough::worker() {
   }
 }
 
+uint64_t ReadThrough::max_run(const PagedObject& obj) const {
+  if (obj.read_type == ReadType::no_cache) return 1 + static_cast<uint64_t>(config_.readahead_pages);
+  return kMaxRunPages;
+}
+
 std::shared_ptr<store::PageSource> ReadThrough::open(const PagedObject& obj, Run held) {
   return std::make_shared<PageSourceImpl>(*this, obj, std::move(held));
 }
@@ -166,6 +173,7 @@ Result<std::shared_ptr<const std::string>> ReadThrough::read_page_data(const Pag
                                                                        uint64_t ahead_to, int* fd_out,
                                                                        uint64_t* fd_len, Run* started) {
   *fd_out = -1;
+  int kept_retries = 0;
   for (int attempt = 0; attempt < 4; ++attempt) {
     auto seg = store_.get_page(obj.bucket, obj.key, obj.version, page);
     if (!seg.ok()) return seg.status();
@@ -210,7 +218,10 @@ Result<std::shared_ptr<const std::string>> ReadThrough::read_page_data(const Pag
       submit([this, obj, run] { fetch_run(obj, run); });
     }
     auto d = wait(*f);
-    if (d.ok() && !d.value()) continue;  // kept, and let go by its flight: in the cache now
+    if (d.ok() && !d.value() && kept_retries++ < 16) {
+      --attempt;  // kept, and let go by its flight: in the cache now (not a change of the page)
+      continue;
+    }
     return d;
   }
   return unavailable("page " + std::to_string(page) + " keeps changing");

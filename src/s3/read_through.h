@@ -96,6 +96,9 @@ class ReadThrough {
   // Waits for a flight to end; its page, or its error.
   static Result<std::shared_ptr<const std::string>> wait(Flight& f);
   const CacheConfig& config() const { return config_; }
+  // The longest run one fetch takes for this object (shorter for pages that
+  // are not kept: the reader holds them until it reads them).
+  uint64_t max_run(const PagedObject& obj) const;
 
  private:
   std::string flight_key(const PagedObject& obj, uint64_t page) const;

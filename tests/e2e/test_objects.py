@@ -5,6 +5,7 @@ import datetime as dt
 import email.utils
 import gzip
 import hashlib
+import os
 
 import pytest
 
@@ -640,3 +641,13 @@ def test_metadata_too_large(s3, bucket):
     expect_error(put, s3, bucket, "m", b"x", Metadata={"big": "v" * 2100},
                  code="MetadataTooLarge", status=400)
     expect_error(s3.head_object, Bucket=bucket, Key="m", status=404)
+
+
+@pytest.mark.parametrize("decoded", ["garbage", "10"])
+def test_a_plain_put_ignores_a_stray_decoded_content_length(s3, bucket, decoded):
+    """x-amz-decoded-content-length only counts for aws-chunked bodies: a plain
+    PUT of 2 MiB that carries one (bogus or small) is stored whole."""
+    body = os.urandom(2 * MiB)
+    with extra_headers(s3, "PutObject", {"x-amz-decoded-content-length": decoded}):
+        s3.put_object(Bucket=bucket, Key="stray-decoded", Body=body)
+    assert s3.get_object(Bucket=bucket, Key="stray-decoded")["Body"].read() == body

@@ -392,12 +392,13 @@ def test_read_types_no_cache_and_promote(backend, make_server, tmp_path):
     assert backend_bytes(srv) == 2 * MiB
     assert stat(srv, "nc/a")["cached_bytes"] == 0
     # a run of pages not kept is read from the run itself, each page once
-    put_direct(backend, "rt/nc/big", blob(5 * MiB, 2))
-    assert s3.get_object(Bucket="rc", Key="nc/big")["Body"].read() == blob(5 * MiB, 2)
-    assert backend_bytes(srv) == 7 * MiB
+    # (12 pages: several runs, each bounded by the read-ahead window)
+    put_direct(backend, "rt/nc/big", blob(12 * MiB, 2))
+    assert s3.get_object(Bucket="rc", Key="nc/big")["Body"].read() == blob(12 * MiB, 2)
+    assert backend_bytes(srv) == 14 * MiB
     assert s3.get_object(Bucket="rc", Key="nc/big", Range="bytes=1048576-3145727")["Body"].read() == \
-        blob(5 * MiB, 2)[MiB:3 * MiB]
-    assert backend_bytes(srv) == 9 * MiB
+        blob(12 * MiB, 2)[MiB:3 * MiB]
+    assert backend_bytes(srv) == 16 * MiB
     assert stat(srv, "nc/big")["cached_bytes"] == 0
     # promote: data demoted to the slow tier comes back up when read
     for i in range(4):
