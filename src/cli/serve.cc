@@ -62,6 +62,7 @@ int serve(Config config) {
   sopts.policy = config.cache.eviction == "lfu" ? cache::Policy::lfu : cache::Policy::lru;
   sopts.high_watermark = config.cache.high_watermark;
   sopts.low_watermark = config.cache.low_watermark;
+  sopts.memory = config.cache.memory;
   auto store = store::CacheStore::open(sopts, std::move(index.value()));
   if (!store.ok()) {
     LOG_ERROR("cannot open the cache store: {}", store.status().to_string());

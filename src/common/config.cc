@@ -301,6 +301,7 @@ Result<Config> parse_config(std::string_view text, std::string_view origin) {
     r.integer("readahead_pages", c.cache.readahead_pages);
     r.duration("ttl_check_interval", c.cache.ttl_check_interval);
     r.integer("load_concurrency", c.cache.load_concurrency);
+    r.size("memory", c.cache.memory);
     RETURN_IF_ERROR(r.status());
   }
   if (auto* mounts = root["mount"].as_array()) {
@@ -393,8 +394,9 @@ std::string describe_config(const Config& c) {
       c.server.durability == Durability::fsync ? "fsync" : "none", c.server.max_connections,
       c.auth.access_key);
   for (auto& t : c.tiers) s += fmt::format("\n  tier medium={} path={} quota={}", t.medium, t.path, t.quota);
-  s += fmt::format("\n  cache page_size={} eviction={} watermarks={}/{} readahead_pages={}", c.cache.page_size,
-                   c.cache.eviction, c.cache.low_watermark, c.cache.high_watermark, c.cache.readahead_pages);
+  s += fmt::format("\n  cache page_size={} eviction={} watermarks={}/{} readahead_pages={} memory={}", c.cache.page_size,
+                   c.cache.eviction, c.cache.low_watermark, c.cache.high_watermark, c.cache.readahead_pages,
+                   c.cache.memory);
   for (auto& m : c.mounts)
     s += fmt::format(
         "\n  mount {} -> {} write_mode={} persist(concurrency={} max_ops_per_sec={} max_bytes_per_sec={} delay={}ms) on_full={}",

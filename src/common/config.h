@@ -72,6 +72,7 @@ struct CacheConfig {
   int readahead_pages = 4;             // pages fetched ahead of a sequential reader
   std::chrono::milliseconds ttl_check_interval{10'000};  // how often path TTLs are applied
   int load_concurrency = 8;            // parallel fetches of `reservoir load`
+  uint64_t memory = 64ull << 20;       // small objects (<= 64 KiB) also held in memory, in all; 0 = none
 };
 
 struct PersistConfig {

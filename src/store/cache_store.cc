@@ -84,7 +84,8 @@ std::optional<std::string_view> ReadHandle::memory_view(uint64_t offset, uint64_
 
 CacheStore::CacheStore(const StoreOptions& o, std::unique_ptr<KvIndex> index)
     : files_(tier_dirs(o.tiers)), index_(std::move(index)), durable_(o.durable), inline_max_(o.inline_max),
-      space_(std::make_unique<CacheSpace>(o.tiers, o.policy, o.high_watermark, o.low_watermark)) {}
+      space_(std::make_unique<CacheSpace>(o.tiers, o.policy, o.high_watermark, o.low_watermark)),
+      hot_(o.memory) {}
 
 CacheStore::~CacheStore() { stop_evictor(); }
 

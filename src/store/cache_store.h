@@ -101,6 +101,7 @@ struct StoreOptions {
   cache::Policy policy = cache::Policy::lru;
   double high_watermark = 0.95;       // eviction starts above this share of a quota ...
   double low_watermark = 0.85;        // ... and frees down to this one
+  uint64_t memory = 64ull << 20;      // small objects also held in memory, in all (0 = none)
 };
 
 class CacheStore {
@@ -261,7 +262,7 @@ class CacheStore {
   mutable std::mutex bucket_mu_;
   std::map<std::string, std::pair<int64_t, int64_t>> bucket_dirty_;  // objects, bytes
   std::unique_ptr<CacheSpace> space_;
-  HotObjects hot_{64ull << 20};
+  HotObjects hot_;
   std::function<bool(const std::string&, const std::string&)> pinned_;
   std::mutex evict_mu_;  // one eviction pass at a time
   std::mutex ev_mu_;

@@ -422,3 +422,27 @@ def test_read_types_no_cache_and_promote(backend, make_server, tmp_path):
     for i in range(4):
         assert s3.get_object(Bucket="rc", Key=f"hot/o{i}")["Body"].read() == blob(MiB, 10 + i)
     assert backend_bytes(srv) == fetched
+
+
+def test_small_objects_are_served_with_the_memory_map_off(tmp_path):
+    """[cache] memory = 0: no small object is held in memory; reads come from
+    the index and stay exact across overwrites and a restart."""
+    ufs = tmp_path / "ufs"
+    ufs.mkdir()
+    srv = ReservoirServer(tmp_path / "srv", mounts=[{"path": "/", "ufs": f"file://{ufs}"}],
+                          extra_toml="[cache]\nmemory = 0\n")
+    srv.start()
+    try:
+        assert "memory=0" in srv.log_tail(200)
+        s3 = srv.client()
+        s3.create_bucket(Bucket="nomem")
+        for i in range(3):
+            body = os.urandom(10 * 1024)
+            s3.put_object(Bucket="nomem", Key="k", Body=body)
+            assert s3.get_object(Bucket="nomem", Key="k")["Body"].read() == body
+        srv.stop()
+        srv.start()
+        s3 = srv.client()
+        assert s3.get_object(Bucket="nomem", Key="k")["Body"].read() == body
+    finally:
+        srv.stop()

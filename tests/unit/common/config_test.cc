@@ -57,6 +57,19 @@ TEST(config_test, rejects_bad_values_with_the_key_name) {
   EXPECT_FALSE(parse_config("this is = = not toml").ok());
 }
 
+TEST(config_test, cache_memory_for_small_objects) {
+  EXPECT_EQ(default_config().cache.memory, 64ull << 20);
+  auto c = parse_config("[cache]\nmemory = \"256MiB\"\n");
+  ASSERT_TRUE(c.ok()) << c.status().to_string();
+  EXPECT_EQ(c->cache.memory, 256ull << 20);
+  auto off = parse_config("[cache]\nmemory = 0\n");
+  ASSERT_TRUE(off.ok()) << off.status().to_string();
+  EXPECT_EQ(off->cache.memory, 0u);
+  auto bad = parse_config("[cache]\nmemory = \"lots\"\n");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("memory"), std::string::npos);
+}
+
 TEST(config_test, sizes_and_durations) {
   EXPECT_EQ(*parse_size("1GiB"), 1ull << 30);
   EXPECT_EQ(*parse_size("20GB"), 20'000'000'000ull);
