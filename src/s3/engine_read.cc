@@ -128,8 +128,7 @@ Status Engine::open_cold(const std::string& bucket, const std::string& key, cons
   if (!u.check_path(where.ufs_path).ok()) return no_such_key();
   uint64_t ps = config_.cache.page_size;
   uint64_t first_page = span.first / ps;
-  uint64_t pages = where.policy.read_type == ReadType::no_cache ? 1 + config_.cache.readahead_pages
-                                                                : ReadThrough::kMaxRunPages;
+  uint64_t pages = reads_->max_run(where.policy.read_type);
   if (span.second != UINT64_MAX) pages = std::min(pages, span.second / ps - first_page + 1);
   uint64_t length = pages * ps;
   auto o = u.open_read(where.ufs_path, first_page * ps, length);

@@ -74,6 +74,14 @@ bool small_body(const Ctx& c) {
   return len && *len <= kSmallBody;
 }
 
+// Blocking: appends the last piece of the body and commits the object.
+Result<store::ObjectMeta> finish_body(Ctx& c, std::unique_ptr<store::FileWriter> file, const std::string& tail,
+                                      const ObjectAttrs& a, const PutConditions& cond) {
+  Status st = file->append(tail.data(), tail.size());
+  if (!st.ok()) return st;
+  return c.engine().finish_put(c.bucket, c.key, std::move(file), a, cond);
+}
+
 // The bytes a GET will read, when the request says so plainly ("bytes=N-"
 // or "bytes=N-M"; none for suffix ranges and part numbers).
 std::optional<std::pair<uint64_t, uint64_t>> read_span(const Ctx& c, bool head) {
@@ -335,9 +343,7 @@ awaitable<void> put_object(Ctx& c) {
       if (!st.ok()) return st;
       auto file = c.engine().new_file(tail.size(), c.bucket, c.key);
       if (!file.ok()) return file.status();
-      st = file.value()->append(tail.data(), tail.size());
-      if (!st.ok()) return st;
-      return c.engine().finish_put(c.bucket, c.key, std::move(file.value()), a, cond);
+      return finish_body(c, std::move(file.value()), tail, a, cond);
     });
   } else {
     // One hop validates the write and opens its data; one more commits it.
@@ -355,11 +361,7 @@ awaitable<void> put_object(Ctx& c) {
       co_await send_error(c, rs);
       co_return;
     }
-    meta = co_await c.blocking([&]() -> Result<store::ObjectMeta> {
-      Status st = file.value()->append(tail.data(), tail.size());
-      if (!st.ok()) return st;
-      return c.engine().finish_put(c.bucket, c.key, std::move(file.value()), a, cond);
-    });
+    meta = co_await c.blocking([&] { return finish_body(c, std::move(file.value()), tail, a, cond); });
   }
   if (!meta.ok()) {
     co_await send_error(c, meta.status());

@@ -40,7 +40,7 @@ class PageSourceImpl : public store::PageSource {
       // A miss fetches the rest of the span (up to a long run) in one request;
       // pages that will not be kept are held by this reader until it reads
       // them, so their run stays within the read-ahead window.
-      uint64_t run_to = std::min(end_page, page + rt_.max_run(obj_));
+      uint64_t run_to = std::min(end_page, page + rt_.max_run(obj_.read_type));
       auto d = from_held(page);
       if (!d) {
         uint64_t len = 0;
@@ -144,8 +144,8 @@ void ReadThrough::worker() {
   }
 }
 
-uint64_t ReadThrough::max_run(const PagedObject& obj) const {
-  if (obj.read_type == ReadType::no_cache) return 1 + static_cast<uint64_t>(config_.readahead_pages);
+uint64_t ReadThrough::max_run(ReadType read_type) const {
+  if (read_type == ReadType::no_cache) return 1 + static_cast<uint64_t>(config_.readahead_pages);
   return kMaxRunPages;
 }
 

@@ -98,7 +98,7 @@ class ReadThrough {
   const CacheConfig& config() const { return config_; }
   // The longest run one fetch takes for this object (shorter for pages that
   // are not kept: the reader holds them until it reads them).
-  uint64_t max_run(const PagedObject& obj) const;
+  uint64_t max_run(ReadType read_type) const;
 
  private:
   std::string flight_key(const PagedObject& obj, uint64_t page) const;
