@@ -105,20 +105,7 @@ Result<std::unique_ptr<CacheStore>> CacheStore::open(const StoreOptions& o, std:
   std::unique_ptr<CacheStore> s(new CacheStore(o, std::move(index)));
   RETURN_IF_ERROR(s->files_.init());
   RETURN_IF_ERROR(s->load_sequence());
-  // Dirty accounting: O(dirty objects).
-  Status st = s->scan_dirty([&](const std::string& b, const std::string& k) {
-    auto m = s->get(b, k);
-    if (m.ok() && m.value()) s->account(b, nullptr, &*m.value());
-    return true;
-  });
-  RETURN_IF_ERROR(st);
-  st = s->scan_parked([&](const std::string& b, const std::string& k) {
-    auto m = s->get(b, k);
-    if (m.ok() && m.value()) s->account(b, nullptr, &*m.value());
-    return true;
-  });
-  RETURN_IF_ERROR(st);
-  // Capacity and eviction order: O(cached data records).
+  // Dirty accounting, capacity and eviction order: one pass over the records.
   RETURN_IF_ERROR(s->rebuild_space());
   return s;
 }
@@ -357,8 +344,11 @@ Result<bool> CacheStore::set_state_if_current(const std::string& bucket, const s
     else b.del(dirty_key(bucket, key));
     if (state == PersistState::parked) b.put(parked_key(bucket, key), std::to_string(version));
     else b.del(parked_key(bucket, key));
-    // `persisting` is not worth an fsync: after a crash the entry is dirty again.
-    RETURN_IF_ERROR(index_->write(b, durable_ && state != PersistState::persisting));
+    // Only `parked` is worth an fsync of its own. `persisting` and `persisted` lost
+    // in a crash leave the entry dirty, so it is uploaded once more, and the next
+    // synced write (a PUT, a DELETE, an eviction) makes them durable in order,
+    // before any data file is removed.
+    RETURN_IF_ERROR(index_->write(b, durable_ && state == PersistState::parked));
     hot_.erase(bucket, key);
     account(bucket, &*old, &m);
     if (m.deleted && state == PersistState::persisted) space_->untrack(bucket, key, -1);

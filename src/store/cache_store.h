@@ -208,7 +208,8 @@ class CacheStore {
   CacheSpace& space() { return *space_; }
   // Never evicts objects this says are pinned. Set before start_evictor().
   void set_pin_check(std::function<bool(const std::string& bucket, const std::string& key)> pinned);
-  // Background eviction whenever a tier passes its high watermark.
+  // Background eviction whenever a tier passes its high watermark; also
+  // starts sweep_orphans() on a thread of its own.
   void start_evictor();
   void stop_evictor();
   // Frees up to `bytes` of clean data from `tier` (demoting it to the next
@@ -222,6 +223,12 @@ class CacheStore {
   // Drops clean data of the object (all pages or its segments). Dirty
   // objects are refused (failed_precondition). Returns the bytes dropped.
   Result<uint64_t> free_object(const std::string& bucket, const std::string& key, const std::string& reason);
+  // Removes data that no record referenced at open (written before a crash,
+  // never committed, or whose removal was lost): files and `i<id>` entries
+  // with ids handed out before this open, so never a running write's. Such
+  // data is never referenced again, so this may run alongside writers. Once;
+  // nothing is removed if a record could not be decoded at open.
+  void sweep_orphans();
 
   // --- runtime path rules (pin, ttl), kept in the index ---
   Status put_rule(const std::string& path, const std::string& json);
@@ -237,7 +244,7 @@ class CacheStore {
   CacheStore(const StoreOptions& o, std::unique_ptr<KvIndex> index);
   Result<std::vector<ReadHandle::Piece>> open_pieces(const ObjectMeta& m);
   Status rebuild_space();
-  void remove_orphans(const std::set<uint64_t>& referenced);
+  void remove_orphans(const std::set<uint64_t>& referenced, uint64_t below);
   void track_object(const std::string& bucket, const std::string& key, const ObjectMeta& m);
   void drop_pages(const std::string& bucket, const std::string& key, uint64_t version);
   Result<Segment> copy_data(const Segment& seg, int to_tier);
@@ -269,6 +276,11 @@ class CacheStore {
   std::condition_variable ev_cv_;
   bool ev_stop_ = false;
   std::thread evictor_;
+  std::mutex sweep_mu_;
+  std::optional<std::set<uint64_t>> sweep_referenced_;  // ids in use at open, until swept
+  uint64_t sweep_below_ = 0;                           // the first id of this open
+  std::atomic<bool> sweep_stop_{false};
+  std::thread sweeper_;
 };
 
 bool is_dirty_state(const ObjectMeta& m);

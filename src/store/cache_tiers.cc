@@ -69,6 +69,7 @@ Status CacheStore::rebuild_space() {
     for (auto& s : m->segments)
       if (seen.insert(s.file_id).second) space_->add_data(s.tier, s.size);
     auto [b, key] = split_bk(k.substr(1));
+    account(b, nullptr, &*m);
     track_object(b, key, *m);
     return true;
   });
@@ -97,41 +98,59 @@ Status CacheStore::rebuild_space() {
     return true;
   });
   RETURN_IF_ERROR(st);
-  if (complete) remove_orphans(seen);
+  if (complete) {
+    std::lock_guard lk(sweep_mu_);
+    sweep_referenced_ = std::move(seen);
+    sweep_below_ = seq_.load();
+  }
   return ok_status();
 }
 
-void CacheStore::remove_orphans(const std::set<uint64_t>& referenced) {
-  // Data written before a crash but never committed to a record: never
-  // served, only taking room. Runs at open, before any writer exists.
+void CacheStore::sweep_orphans() {
+  std::lock_guard lk(sweep_mu_);
+  if (!sweep_referenced_) return;
+  remove_orphans(*sweep_referenced_, sweep_below_);
+  if (!sweep_stop_) sweep_referenced_.reset();
+}
+
+void CacheStore::remove_orphans(const std::set<uint64_t>& referenced, uint64_t below) {
+  // Reading every small object's data takes a while on a big cache: start-up
+  // does not wait for it, and it stops early when the store closes.
+  auto orphan = [&](uint64_t id) { return id < below && !referenced.count(id); };
   uint64_t files = 0, entries = 0;
-  for (int t = 0; t < files_.tiers(); ++t) {
+  for (int t = 0; t < files_.tiers() && !sweep_stop_; ++t) {
     std::error_code ec;
     for (auto& shard : std::filesystem::directory_iterator(files_.dir(t), ec)) {
       std::string name = shard.path().filename().string();
       if (name.size() != 2 || !shard.is_directory()) continue;  // skips tmp/
+      if (sweep_stop_) break;
       std::error_code ec2;
       for (auto& f : std::filesystem::directory_iterator(shard.path(), ec2)) {
         std::string fn = f.path().filename().string();
         if (fn.size() != 16 || fn.find_first_not_of("0123456789abcdef") != std::string::npos) continue;
-        uint64_t id = std::stoull(fn, nullptr, 16);
-        if (referenced.count(id)) continue;
+        if (!orphan(std::stoull(fn, nullptr, 16))) continue;
         std::error_code ec3;
         if (std::filesystem::remove(f.path(), ec3)) ++files;
       }
     }
   }
   KvBatch b;
-  (void)index_->scan("i", "j", [&](std::string_view k, std::string_view) {
+  auto flush = [&] {
+    if (!b.ops.empty()) (void)index_->write(b, durable_);
+    b.ops.clear();
+  };
+  (void)index_->scan("i", inline_key(below), [&](std::string_view k, std::string_view) {
+    if (sweep_stop_) return false;
     std::string hex(k.substr(1));
     if (hex.size() != 16 || hex.find_first_not_of("0123456789abcdef") != std::string::npos) return true;
-    if (!referenced.count(std::stoull(hex, nullptr, 16))) {
+    if (orphan(std::stoull(hex, nullptr, 16))) {
       b.del(std::string(k));
       ++entries;
+      if (b.ops.size() >= 1024) flush();
     }
     return true;
   });
-  if (entries) (void)index_->write(b, durable_);
+  flush();
   if (files || entries) LOG_INFO("removed {} orphaned data files and {} orphaned index entries", files, entries);
 }
 
@@ -243,6 +262,7 @@ void CacheStore::set_pin_check(std::function<bool(const std::string&, const std:
 void CacheStore::start_evictor() {
   if (evictor_.joinable()) return;
   evictor_ = std::thread([this] { evictor_loop(); });
+  sweeper_ = std::thread([this] { sweep_orphans(); });
 }
 
 void CacheStore::stop_evictor() {
@@ -250,8 +270,10 @@ void CacheStore::stop_evictor() {
     std::lock_guard lk(ev_mu_);
     ev_stop_ = true;
   }
+  sweep_stop_ = true;
   ev_cv_.notify_all();
   if (evictor_.joinable()) evictor_.join();
+  if (sweeper_.joinable()) sweeper_.join();
 }
 
 void CacheStore::evictor_loop() {

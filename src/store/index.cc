@@ -1,11 +1,19 @@
 #include <map>
 #include <mutex>
+#include <vector>
 
 #include "store/index.h"
 
 namespace reservoir::store {
 
 namespace {
+
+void apply_batch(std::map<std::string, std::string>& map, const KvBatch& batch) {
+  for (auto& [k, v] : batch.ops) {
+    if (v) map[k] = *v;
+    else map.erase(k);
+  }
+}
 
 class MemoryIndex : public KvIndex {
  public:
@@ -15,13 +23,25 @@ class MemoryIndex : public KvIndex {
     if (it == map_.end()) return std::optional<std::string>();
     return std::optional<std::string>(it->second);
   }
-  Status write(const KvBatch& batch, bool) override {
+  Status write(const KvBatch& batch, bool sync) override {
     std::lock_guard lk(mu_);
-    for (auto& [k, v] : batch.ops) {
-      if (v) map_[k] = *v;
-      else map_.erase(k);
+    apply_batch(map_, batch);
+    // Like a write-ahead log: a synced write makes itself and every write
+    // before it durable.
+    unsynced_.push_back(batch);
+    if (sync) {
+      for (auto& b : unsynced_) apply_batch(durable_, b);
+      unsynced_.clear();
     }
     return ok_status();
+  }
+
+  std::unique_ptr<KvIndex> after_power_loss() {
+    std::lock_guard lk(mu_);
+    auto copy = std::make_unique<MemoryIndex>();
+    copy->map_ = durable_;
+    copy->durable_ = durable_;
+    return copy;
   }
   Status scan(std::string_view start, std::string_view end,
               const std::function<bool(std::string_view, std::string_view)>& fn) override {
@@ -46,10 +66,17 @@ class MemoryIndex : public KvIndex {
  private:
   std::mutex mu_;
   std::map<std::string, std::string> map_;
+  std::map<std::string, std::string> durable_;  // what a power loss leaves
+  std::vector<KvBatch> unsynced_;
 };
 
 }  // namespace
 
 std::unique_ptr<KvIndex> make_memory_index() { return std::make_unique<MemoryIndex>(); }
+
+std::unique_ptr<KvIndex> memory_index_after_power_loss(KvIndex& index) {
+  auto* m = dynamic_cast<MemoryIndex*>(&index);
+  return m ? m->after_power_loss() : nullptr;
+}
 
 }  // namespace reservoir::store

@@ -35,5 +35,9 @@ class KvIndex {
 
 Result<std::unique_ptr<KvIndex>> open_rocks_index(const std::string& dir);
 std::unique_ptr<KvIndex> make_memory_index();
+// For crash tests: a new memory index holding what a power loss would leave
+// of `index` (made by make_memory_index): every synced write and all writes
+// before it. nullptr for any other index.
+std::unique_ptr<KvIndex> memory_index_after_power_loss(KvIndex& index);
 
 }  // namespace reservoir::store

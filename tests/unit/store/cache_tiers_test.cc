@@ -264,7 +264,7 @@ TEST(cache_tiers_test, free_refuses_dirty_objects_and_drops_clean_ones) {
 namespace reservoir::store {
 namespace {
 
-TEST(cache_tiers_test, data_never_committed_before_a_crash_is_removed_at_open) {
+TEST(cache_tiers_test, data_never_committed_before_a_crash_is_swept_after_open) {
   TieredStore t(0, 0, cache::Policy::lru, 64 * KiB);
   std::string keep = blob(200 * KiB, 'k');
   ObjectMeta m = t.put("kept", keep, PersistState::dirty, false);
@@ -288,10 +288,27 @@ TEST(cache_tiers_test, data_never_committed_before_a_crash_is_removed_at_open) {
   small->reset();
   for (auto& p : orphan_paths) ASSERT_TRUE(std::filesystem::exists(p)) << p;
   t.reopen();
+  // Opening does not wait for the sweep.
+  for (auto& p : orphan_paths) EXPECT_TRUE(std::filesystem::exists(p)) << p;
+  EXPECT_TRUE(t.s().read_inline(tiny).ok());
+  // Writes under way when the sweep runs are never taken for orphans.
+  auto running = t.s().new_file(true, 100 * KiB, false);
+  ASSERT_TRUE(running.ok());
+  std::string data = blob(100 * KiB, 'r');
+  ASSERT_TRUE((*running)->append(data.data(), data.size()).ok());
+  ASSERT_TRUE((*running)->commit(true).ok());
+  std::string running_path = t.s().files().path((*running)->segment().file_id, (*running)->tier());
+  auto running_small = t.s().new_file(true, 10, false);
+  ASSERT_TRUE(running_small.ok());
+  ASSERT_TRUE((*running_small)->append("tiny", 4).ok());
+  ASSERT_TRUE((*running_small)->commit(false).ok());
+  t.s().sweep_orphans();
   for (auto& p : orphan_paths) EXPECT_FALSE(std::filesystem::exists(p)) << p;
   EXPECT_FALSE(t.s().read_inline(tiny).ok());
+  EXPECT_TRUE(std::filesystem::exists(running_path));
+  EXPECT_TRUE(t.s().read_inline((*running_small)->segment()).ok());
   EXPECT_EQ(t.read("kept"), keep);
-  EXPECT_EQ(t.used(0) + t.used(1), keep.size());
+  EXPECT_EQ(t.used(0) + t.used(1), keep.size() + data.size() + 4);  // the running writes hold their room
   (void)m;
 }
 
