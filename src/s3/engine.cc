@@ -328,7 +328,7 @@ Status Engine::put_tags(const std::string& bucket, const std::string& key, const
   if (where->policy.write_mode != WriteMode::write_back) {
     // Written through: copy to fresh data so that neither a failure nor the
     // uncached result of `through` can take the current version's data.
-    auto f = copy_to_file(*h, 0, m.size);
+    auto f = copy_to_file(*h, 0, m.size, bucket, key);
     if (!f.ok()) return f.status();
     ObjectAttrs a;
     a.content_type = m.content_type;
@@ -341,8 +341,9 @@ Status Engine::put_tags(const std::string& bucket, const std::string& key, const
 }
 
 Result<std::unique_ptr<store::FileWriter>> Engine::copy_to_file(const store::ReadHandle& src, uint64_t first,
-                                                               uint64_t length) {
-  auto file = store_.new_file();
+                                                               uint64_t length, const std::string& bucket,
+                                                               const std::string& key) {
+  auto file = new_file(length, bucket, key);
   if (!file.ok()) return file.status();
   std::vector<char> buf(1 << 20);
   uint64_t off = first, end = first + length;

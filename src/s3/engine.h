@@ -131,9 +131,12 @@ class Engine {
   Status delete_object(const std::string& bucket, const std::string& key);
   // Replaces the tags (a new version sharing the data).
   Status put_tags(const std::string& bucket, const std::string& key, const store::Tags& tags);
-  // Copies bytes [first, last] (or all) of a source version into a new file.
+  // Copies `length` bytes from `first` of a source version into a new file.
+  // With a destination bucket/key, a full cache follows that mount's on_full
+  // rule like a PUT (new_file); without one (a part), it answers 503.
   Result<std::unique_ptr<store::FileWriter>> copy_to_file(const store::ReadHandle& src, uint64_t first,
-                                                          uint64_t length);
+                                                          uint64_t length, const std::string& bucket = "",
+                                                          const std::string& key = "");
 
   // --- listing ---
   Result<ListResult> list(const std::string& bucket, const ListRequest& req);

@@ -291,7 +291,7 @@ awaitable<void> copy_object(Ctx& c) {
   if (tag_directive == "COPY") a.tags = sm.tags;
   const store::ReadHandle* hp = &h.value();
   auto meta = co_await c.blocking([&]() -> Result<store::ObjectMeta> {
-    auto f = c.engine().copy_to_file(*hp, 0, hp->meta().size);
+    auto f = c.engine().copy_to_file(*hp, 0, hp->meta().size, c.bucket, c.key);
     if (!f.ok()) return f.status();
     return c.engine().finish_put(c.bucket, c.key, std::move(f.value()), a, PutConditions{});
   });

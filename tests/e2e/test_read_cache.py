@@ -298,7 +298,8 @@ def test_bad_cache_commands_get_clear_errors(backend, make_server):
 @pytest.mark.parametrize("on_full", ["through", "reject"])
 def test_a_cache_full_of_dirty_data_follows_on_full(tmp_path, on_full):
     """Capacity full of data that cannot be evicted (dirty, held by a long persist
-    delay): the next PUT goes straight to the under store (through), or gets 503."""
+    delay): the next PUT or CopyObject goes straight to the under store (through),
+    or gets 503. A part has no under-store object to go to: 503 either way."""
     ufs = tmp_path / "ufs"
     ufs.mkdir()
     tier = tmp_path / "tier"
@@ -322,6 +323,24 @@ def test_a_cache_full_of_dirty_data_follows_on_full(tmp_path, on_full):
             s3.put_object(Bucket="full", Key="extra", Body=extra)
             assert (ufs / "full" / "extra").read_bytes() == extra, "written through at once"
             assert s3.get_object(Bucket="full", Key="extra")["Body"].read() == extra
+        copy = {"Bucket": "full", "Key": "copied", "CopySource": {"Bucket": "full", "Key": "held1"}}
+        if on_full == "reject":
+            with pytest.raises(ClientError) as e:
+                s3.copy_object(**copy)
+            assert err_status(e.value) == 503
+        else:
+            s3.copy_object(**copy)
+            assert (ufs / "full" / "copied").read_bytes() == held["held1"], "copied through at once"
+            assert s3.get_object(Bucket="full", Key="copied")["Body"].read() == held["held1"]
+        up = s3.create_multipart_upload(Bucket="full", Key="parts")["UploadId"]
+        with pytest.raises(ClientError) as e:
+            s3.upload_part(Bucket="full", Key="parts", UploadId=up, PartNumber=1, Body=blob(MiB, 600))
+        assert err_status(e.value) == 503
+        with pytest.raises(ClientError) as e:
+            s3.upload_part_copy(Bucket="full", Key="parts", UploadId=up, PartNumber=1,
+                                CopySource={"Bucket": "full", "Key": "held2"})
+        assert err_status(e.value) == 503
+        s3.abort_multipart_upload(Bucket="full", Key="parts", UploadId=up)
         used = metric(srv.metrics(), "reservoir_tier_used_bytes", tier="0", medium="ssd")
         assert used <= 3 * MiB
         for k, v in held.items():
