@@ -1,5 +1,6 @@
 #include "s3/handlers.h"
 
+#include <algorithm>
 #include <exception>
 #include <random>
 
@@ -339,6 +340,13 @@ Status write_error(Status ws) {
 }
 }  // namespace
 
+std::optional<uint64_t> body_length(const Ctx& c) {
+  if (c.auth.payload_hash.rfind("STREAMING-", 0) != 0) return c.body.content_length();
+  const std::string* v = c.req.header("x-amz-decoded-content-length");
+  if (!v || v->empty() || v->size() >= 20 || !std::all_of(v->begin(), v->end(), ::isdigit)) return std::nullopt;
+  return std::stoull(*v);
+}
+
 awaitable<Status> receive_body(Ctx& c, store::FileWriter* w, std::map<std::string, std::string>& checksums,
                                std::string& tail) {
   BodyDecoder d(c);
@@ -347,7 +355,7 @@ awaitable<Status> receive_body(Ctx& c, store::FileWriter* w, std::map<std::strin
   constexpr size_t kMaxChunk = 1 << 20;
   tail.clear();
   // Small bodies get a buffer of their own size (+1 to see the end).
-  auto cl = c.req.header("x-amz-decoded-content-length") ? std::optional<uint64_t>() : c.body.content_length();
+  auto cl = body_length(c);
   const size_t kChunk = cl ? static_cast<size_t>(std::min<uint64_t>(kMaxChunk, *cl + 1)) : kMaxChunk;
   // Two buffers: a full one is written (hashed, appended) on the pool while
   // the next one is read from the socket.

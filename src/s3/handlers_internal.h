@@ -49,6 +49,10 @@ awaitable<void> send_xml(Ctx& c, int status, const std::string& xml);
 awaitable<void> send_empty(Ctx& c, int status, const Headers& extra);
 awaitable<void> send_empty(Ctx& c, int status);
 
+// The body's length as the client announced it: for an aws-chunked body
+// (STREAMING-* payload) its x-amz-decoded-content-length, else Content-Length.
+// nullopt when not announced or malformed (the body reader then reports it).
+std::optional<uint64_t> body_length(const Ctx& c);
 // Reads a small request body (XML) completely, verifying its checksums.
 awaitable<Result<std::string>> read_small_body(Ctx& c, size_t max_bytes);
 // Streams the request body into `w`, verifying length, payload hash,

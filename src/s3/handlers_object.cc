@@ -50,27 +50,13 @@ Status check_read_conditions(const http::Request& req, const store::ObjectMeta& 
 }
 
 // The body size the client announced (0 = unknown): room is reserved for it.
-uint64_t declared_length(const Ctx& c) {
-  std::string v = c.req.header_or("x-amz-decoded-content-length");
-  if (v.empty()) v = c.req.header_or("content-length");
-  try {
-    return v.empty() ? 0 : std::stoull(v);
-  } catch (...) {
-    return 0;
-  }
-}
+uint64_t declared_length(const Ctx& c) { return body_length(c).value_or(0); }
 
 // A body of known length small enough to be received whole before the
 // write is checked and opened (one thread hop per PUT instead of two).
 bool small_body(const Ctx& c) {
   constexpr uint64_t kSmallBody = 64 * 1024;
-  std::optional<uint64_t> len;
-  if (c.auth.payload_hash.rfind("STREAMING-", 0) == 0) {  // aws-chunked: the decoded length counts
-    const std::string* v = c.req.header("x-amz-decoded-content-length");
-    if (v && !v->empty() && v->size() < 20 && std::all_of(v->begin(), v->end(), ::isdigit)) len = std::stoull(*v);
-  } else {
-    len = c.body.content_length();
-  }
+  auto len = body_length(c);
   return len && *len <= kSmallBody;
 }
 
