@@ -343,7 +343,7 @@ Status write_error(Status ws) {
 std::optional<uint64_t> body_length(const Ctx& c) {
   if (c.auth.payload_hash.rfind("STREAMING-", 0) != 0) return c.body.content_length();
   const std::string* v = c.req.header("x-amz-decoded-content-length");
-  if (!v || v->empty() || v->size() >= 20 || !std::all_of(v->begin(), v->end(), ::isdigit)) return std::nullopt;
+  if (!v || v->empty() || v->size() >= 20 || !std::all_of(v->begin(), v->end(), [](unsigned char ch) { return std::isdigit(ch); })) return std::nullopt;
   return std::stoull(*v);
 }
 

@@ -344,11 +344,12 @@ Result<bool> CacheStore::set_state_if_current(const std::string& bucket, const s
     else b.del(dirty_key(bucket, key));
     if (state == PersistState::parked) b.put(parked_key(bucket, key), std::to_string(version));
     else b.del(parked_key(bucket, key));
-    // Only `parked` is worth an fsync of its own. `persisting` and `persisted` lost
-    // in a crash leave the entry dirty, so it is uploaded once more, and the next
-    // synced write (a PUT, a DELETE, an eviction) makes them durable in order,
-    // before any data file is removed.
-    RETURN_IF_ERROR(index_->write(b, durable_ && state == PersistState::parked));
+    // Entering or leaving `parked` is synced. `persisting` and `persisted` lost
+    // in a power loss leave the entry dirty, so it is uploaded once more; the
+    // next synced write (a PUT, a DELETE, an eviction of an object, the sync
+    // barrier) makes them durable in order, before an object's data is unlinked.
+    bool sync = state == PersistState::parked || old->state == PersistState::parked;
+    RETURN_IF_ERROR(index_->write(b, durable_ && sync));
     hot_.erase(bucket, key);
     account(bucket, &*old, &m);
     if (m.deleted && state == PersistState::persisted) space_->untrack(bucket, key, -1);
@@ -356,6 +357,8 @@ Result<bool> CacheStore::set_state_if_current(const std::string& bucket, const s
   }
   return true;
 }
+
+Status CacheStore::sync_index() { return durable_ ? index_->sync() : ok_status(); }
 
 Status CacheStore::erase(const std::string& bucket, const std::string& key) {
   std::optional<ObjectMeta> old;

@@ -149,6 +149,9 @@ class CacheStore {
   // marked persisted is removed. Returns false if a newer version exists.
   Result<bool> set_state_if_current(const std::string& bucket, const std::string& key, uint64_t version,
                                     PersistState state, const std::string& reason = "");
+  // Makes every index write so far durable (state marks are not synced on
+  // their own); nothing to do without durability.
+  Status sync_index();
   // Removes the record and its data (eviction of clean data, transient delete).
   Status erase(const std::string& bucket, const std::string& key);
 

@@ -36,6 +36,13 @@ class MemoryIndex : public KvIndex {
     return ok_status();
   }
 
+  Status sync() override {
+    std::lock_guard lk(mu_);
+    for (auto& b : unsynced_) apply_batch(durable_, b);
+    unsynced_.clear();
+    return ok_status();
+  }
+
   std::unique_ptr<KvIndex> after_power_loss() {
     std::lock_guard lk(mu_);
     auto copy = std::make_unique<MemoryIndex>();

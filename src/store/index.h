@@ -28,6 +28,8 @@ class KvIndex {
   virtual Result<std::optional<std::string>> get(std::string_view key) = 0;
   // sync = true: durable (WAL fsynced) before returning.
   virtual Status write(const KvBatch& batch, bool sync) = 0;
+  // Makes every write so far durable (as a synced write would).
+  virtual Status sync() = 0;
   // Calls fn(key, value) for keys in [start, end) in order until fn returns false.
   virtual Status scan(std::string_view start, std::string_view end,
                       const std::function<bool(std::string_view, std::string_view)>& fn) = 0;

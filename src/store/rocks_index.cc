@@ -38,6 +38,8 @@ class RocksIndex : public KvIndex {
     return rocks_status(db_->Write(wo, &wb), "index write");
   }
 
+  Status sync() override { return rocks_status(db_->SyncWAL(), "index sync"); }
+
   Status scan(std::string_view start, std::string_view end,
               const std::function<bool(std::string_view, std::string_view)>& fn) override {
     rocksdb::ReadOptions ro;

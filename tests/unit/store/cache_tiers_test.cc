@@ -1,6 +1,9 @@
 // Tiers, capacity and eviction of the cache store.
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <thread>
+
 #include <set>
 #include <string>
 
@@ -288,7 +291,7 @@ TEST(cache_tiers_test, data_never_committed_before_a_crash_is_swept_after_open) 
   small->reset();
   for (auto& p : orphan_paths) ASSERT_TRUE(std::filesystem::exists(p)) << p;
   t.reopen();
-  // Opening does not wait for the sweep.
+  // The sweep is not part of opening (start_evictor() runs it in the background).
   for (auto& p : orphan_paths) EXPECT_TRUE(std::filesystem::exists(p)) << p;
   EXPECT_TRUE(t.s().read_inline(tiny).ok());
   // Writes under way when the sweep runs are never taken for orphans.
@@ -310,6 +313,27 @@ TEST(cache_tiers_test, data_never_committed_before_a_crash_is_swept_after_open) 
   EXPECT_EQ(t.read("kept"), keep);
   EXPECT_EQ(t.used(0) + t.used(1), keep.size() + data.size() + 4);  // the running writes hold their room
   (void)m;
+}
+
+TEST(cache_tiers_test, the_evictor_sweeps_orphans_in_the_background) {
+  TieredStore t(0, 0, cache::Policy::lru, 64 * KiB);
+  std::string keep = blob(200 * KiB, 'k');
+  t.put("kept", keep, PersistState::dirty, false);
+  auto f = t.s().new_file(true, 100 * KiB, false);
+  ASSERT_TRUE(f.ok());
+  std::string data = blob(100 * KiB, 'o');
+  ASSERT_TRUE((*f)->append(data.data(), data.size()).ok());
+  ASSERT_TRUE((*f)->commit(true).ok());
+  std::string orphan = t.s().files().path((*f)->segment().file_id, (*f)->tier());
+  f->reset();
+  t.reopen();
+  ASSERT_TRUE(std::filesystem::exists(orphan));
+  t.s().start_evictor();
+  for (int i = 0; i < 500 && std::filesystem::exists(orphan); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_FALSE(std::filesystem::exists(orphan));
+  t.s().stop_evictor();
+  EXPECT_EQ(t.read("kept"), keep);
 }
 
 }  // namespace
