@@ -194,6 +194,8 @@ Result<ObjectMeta> Engine::commit_write(const std::string& bucket, const std::st
     }
   }
   auto check = [&](const std::optional<ObjectMeta>& cur) -> Status {
+    if (cond.if_version && (!cur || cur->version != *cond.if_version))
+      return s3_error("OperationAborted", "The object changed while this request was applied to it; please try again.");
     bool exists = cur ? !cur->deleted && !expired(*cur, where.policy) : ufs_has;
     std::string etag = cur ? cur->etag : ufs_etag;
     if (cond.if_none_match_star && exists) return s3_error("PreconditionFailed");
@@ -316,18 +318,37 @@ Status Engine::delete_object(const std::string& bucket, const std::string& key) 
 }
 
 Status Engine::put_tags(const std::string& bucket, const std::string& key, const store::Tags& tags) {
+  // A write of the key between reading the current version and committing
+  // its new tags aborts the commit (it would share data the write removed):
+  // then the tags go on the newer version.
+  for (int attempt = 1;; ++attempt) {
+    Status st = put_tags_once(bucket, key, tags);
+    if (st.ok() || attempt == 5 || to_s3_error(st).code != "OperationAborted") return st;
+  }
+}
+
+Status Engine::put_tags_once(const std::string& bucket, const std::string& key, const store::Tags& tags) {
   auto h = open_object(bucket, key);
   if (!h.ok()) return h.status();
   ObjectMeta m = h->meta();
   m.tags = tags;
   auto where = ns_.resolve(bucket, key);
   if (!where.ok()) return where.status();
-  if (m.state == PersistState::transient) return store_.commit(bucket, key, std::move(m)).status();
+  PutConditions same;
+  if (m.version) same.if_version = m.version;  // 0: served without a record
+  if (m.state == PersistState::transient) {
+    auto check = [&](const std::optional<ObjectMeta>& cur) -> Status {
+      if (!cur || cur->version != m.version) return s3_error("OperationAborted");
+      return ok_status();
+    };
+    return store_.commit(bucket, key, std::move(m), check).status();
+  }
   // Tags travel with the object to the under store: a new version of the same bytes.
-  PutConditions none;
-  if (where->policy.write_mode != WriteMode::write_back) {
+  if (where->policy.write_mode != WriteMode::write_back || m.page_size) {
     // Written through: copy to fresh data so that neither a failure nor the
     // uncached result of `through` can take the current version's data.
+    // Read through by page: the cache may hold only some pages of it (kept
+    // per version), so the new version gets all its bytes as data of its own.
     auto f = copy_to_file(*h, 0, m.size, bucket, key);
     if (!f.ok()) return f.status();
     ObjectAttrs a;
@@ -335,9 +356,9 @@ Status Engine::put_tags(const std::string& bucket, const std::string& key, const
     a.headers = m.headers;
     a.user_meta = m.user_meta;
     a.tags = tags;
-    return finish_put(bucket, key, std::move(f.value()), a, none).status();
+    return finish_put(bucket, key, std::move(f.value()), a, same).status();
   }
-  return commit_write(bucket, key, where.value(), std::move(m), none).status();
+  return commit_write(bucket, key, where.value(), std::move(m), same).status();
 }
 
 Result<std::unique_ptr<store::FileWriter>> Engine::copy_to_file(const store::ReadHandle& src, uint64_t first,

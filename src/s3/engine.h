@@ -37,6 +37,9 @@ struct ObjectAttrs {
 struct PutConditions {
   std::optional<std::string> if_match;  // ETag, quotes stripped
   bool if_none_match_star = false;
+  // Only while this version is current (a change of one version, e.g. its
+  // tags); else OperationAborted.
+  std::optional<uint64_t> if_version;
 };
 
 struct BucketInfo {
@@ -196,6 +199,7 @@ class Engine {
                    std::pair<uint64_t, uint64_t> span, Adopted* adopted);
   Status bucket_exists(const std::string& bucket);
   bool dirty_budget_full(const ns::Mount& m) const;
+  Status put_tags_once(const std::string& bucket, const std::string& key, const store::Tags& tags);
 
   store::CacheStore& store_;
   ns::Namespace& ns_;

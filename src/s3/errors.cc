@@ -48,6 +48,7 @@ const Row kTable[] = {
     {"NoSuchTagSet", 404, Code::not_found, "The TagSet does not exist"},
     {"NotImplemented", 501, Code::unimplemented, "A header or query you provided implies functionality that is not implemented."},
     {"NotModified", 304, Code::failed_precondition, "Not Modified"},
+    {"OperationAborted", 409, Code::aborted, "A conflicting operation is currently in progress against this resource. Please try again."},
     {"PreconditionFailed", 412, Code::failed_precondition, "At least one of the pre-conditions you specified did not hold"},
     {"RequestHeaderSectionTooLarge", 400, Code::invalid_argument, "Your request header section exceeds the maximum allowed size."},
     {"RequestTimeTooSkewed", 403, Code::unauthenticated, "The difference between the request time and the server's time is too large."},

@@ -465,3 +465,22 @@ def test_small_objects_are_served_with_the_memory_map_off(tmp_path):
         assert s3.get_object(Bucket="nomem", Key="k")["Body"].read() == body
     finally:
         srv.stop()
+
+
+def test_tagging_an_object_read_through_by_page_keeps_its_bytes(backend, make_server):
+    """New tags on an object the cache holds only some pages of: a new version
+    of the same bytes goes back to the under store, whole."""
+    backend.reset(latency_ms=0)
+    data = os.urandom(3 * MiB + 5)
+    put_direct(backend, "tagpages/obj", data)
+    srv = make_server("tagpages")
+    s3 = srv.client()
+    got = s3.get_object(Bucket="rc", Key="obj", Range="bytes=1048576-1048600")["Body"].read()
+    assert got == data[1048576:1048601]
+    s3.put_object_tagging(Bucket="rc", Key="obj", Tagging={"TagSet": [{"Key": "t", "Value": "1"}]})
+    assert s3.get_object(Bucket="rc", Key="obj")["Body"].read() == data
+    srv.sync("rc/", timeout=60)
+    assert backend.direct.get_object(Bucket=BUCKET, Key="tagpages/obj")["Body"].read() == data
+    tags = backend.direct.get_object_tagging(Bucket=BUCKET, Key="tagpages/obj")["TagSet"]
+    assert tags == [{"Key": "t", "Value": "1"}]
+    assert s3.get_object_tagging(Bucket="rc", Key="obj")["TagSet"] == [{"Key": "t", "Value": "1"}]
