@@ -114,7 +114,10 @@ Status Engine::delete_bucket(const std::string& name) {
   if (!l->contents.empty()) return s3_error("BucketNotEmpty");
   auto ups = store_.list_uploads(name);
   if (ups.ok())
-    for (auto& u : *ups) (void)store_.drop_upload(u.upload_id, {});
+    for (auto& u : *ups) {
+      std::lock_guard lk(upload_lock(u.upload_id));
+      (void)store_.drop_upload(u.upload_id, {});
+    }
   // Tombstones of this bucket must reach the under store before the directory goes.
   auto s = persister_.sync(name, "", std::chrono::seconds(30));
   if (!s.done) return s3_error("BucketNotEmpty", "The bucket still has deletes being persisted; retry shortly");
@@ -194,7 +197,8 @@ Result<ObjectMeta> Engine::commit_write(const std::string& bucket, const std::st
     }
   }
   auto check = [&](const std::optional<ObjectMeta>& cur) -> Status {
-    if (cond.if_version && (!cur || cur->version != *cond.if_version))
+    if ((cond.if_version && (!cur || cur->version != *cond.if_version)) ||
+        (cond.if_segments && (!cur || !store::same_data(cur->segments, *cond.if_segments))))
       return s3_error("OperationAborted", "The object changed while this request was applied to it; please try again.");
     bool exists = cur ? !cur->deleted && !expired(*cur, where.policy) : ufs_has;
     std::string etag = cur ? cur->etag : ufs_etag;
@@ -358,6 +362,7 @@ Status Engine::put_tags_once(const std::string& bucket, const std::string& key, 
     a.tags = tags;
     return finish_put(bucket, key, std::move(f.value()), a, same).status();
   }
+  same.if_segments = m.segments;  // the new version shares them
   return commit_write(bucket, key, where.value(), std::move(m), same).status();
 }
 

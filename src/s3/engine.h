@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <array>
 #include <mutex>
 #include <thread>
 #include <map>
@@ -40,6 +41,9 @@ struct PutConditions {
   // Only while this version is current (a change of one version, e.g. its
   // tags); else OperationAborted.
   std::optional<uint64_t> if_version;
+  // ... and while its data is still where these segments say (a tier move
+  // keeps the version and changes them).
+  std::optional<std::vector<store::Segment>> if_segments;
 };
 
 struct BucketInfo {
@@ -141,6 +145,11 @@ class Engine {
                                                           uint64_t length, const std::string& bucket = "",
                                                           const std::string& key = "");
 
+  // Deletes version `m` of bucket/key, past its TTL, if it is still the
+  // current one: a tombstone for the persister (the record alone for data
+  // that never goes to the under store). A newer write of the key stays.
+  void expire(const std::string& bucket, const std::string& key, const store::ObjectMeta& m);
+
   // --- listing ---
   Result<ListResult> list(const std::string& bucket, const ListRequest& req);
 
@@ -187,7 +196,6 @@ class Engine {
   // store as the mount's metadata_ttl requires; nullopt when absent.
   Result<std::optional<store::ObjectMeta>> current(const std::string& bucket, const std::string& key,
                                                    const ns::Resolved& where);
-  void expire(const std::string& bucket, const std::string& key, const store::ObjectMeta& m);
   // A key the cache does not hold: one ranged GET gives the metadata (which
   // is recorded) and the first pages of `span` (handed to the page cache).
   // Fills `adopted` with the flights of those pages, for the reader.
@@ -200,6 +208,9 @@ class Engine {
   Status bucket_exists(const std::string& bucket);
   bool dirty_budget_full(const ns::Mount& m) const;
   Status put_tags_once(const std::string& bucket, const std::string& key, const store::Tags& tags);
+  // Serializes the changes of one multipart upload (a part, completion,
+  // abort), so that none of them removes data another one is committing.
+  std::mutex& upload_lock(const std::string& upload_id);
 
   store::CacheStore& store_;
   ns::Namespace& ns_;
@@ -208,6 +219,7 @@ class Engine {
   std::unique_ptr<ReadThrough> reads_;
   std::unique_ptr<ListCache> list_cache_ = std::make_unique<ListCache>();
   std::atomic<uint64_t> stale_drops_{0};
+  std::array<std::mutex, 256> upload_stripes_;
   std::mutex maint_mu_;
   std::condition_variable maint_cv_;
   bool maint_stop_ = false;

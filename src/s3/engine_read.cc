@@ -68,9 +68,25 @@ struct ReaderToken {
 }  // namespace
 
 void Engine::expire(const std::string& bucket, const std::string& key, const ObjectMeta& m) {
-  // Past its TTL (action delete): gone for readers now, everywhere soon.
-  if (m.state == PersistState::transient) (void)store_.erase(bucket, key);
-  else (void)delete_object(bucket, key);
+  // Past its TTL (action delete): gone for readers now, everywhere soon. Only
+  // this version: a write that replaced it meanwhile stays.
+  auto where = ns_.resolve(bucket, key);
+  if (m.state == PersistState::transient || !where.ok() ||
+      !where->mount->store->check_path(where->ufs_path).ok()) {
+    (void)store_.erase_version(bucket, key, m.version, /*clean_only=*/false);
+    return;
+  }
+  // A tombstone the persister takes to the under store (in every write mode:
+  // removing it there first could remove a newer write of the key).
+  ObjectMeta tomb;
+  tomb.deleted = true;
+  tomb.state = PersistState::dirty;
+  tomb.mtime_ms = store::now_ms();
+  auto still = [&](const std::optional<ObjectMeta>& cur) -> Status {
+    if (!cur || cur->deleted || cur->version != m.version) return s3_error("OperationAborted");
+    return ok_status();
+  };
+  if (store_.commit(bucket, key, std::move(tomb), still).ok()) persister_.enqueue(bucket, key);
 }
 
 Result<std::optional<ObjectMeta>> Engine::current(const std::string& bucket, const std::string& key,

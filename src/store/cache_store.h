@@ -197,8 +197,10 @@ class CacheStore {
   // Data kept in the index (seg.in_index).
   Result<std::string> read_inline(const Segment& seg);
   // Removes the record of a clean `version` (and its pages, if any); false
-  // if the key now holds another version or unpersisted data.
-  Result<bool> erase_version(const std::string& bucket, const std::string& key, uint64_t version);
+  // if the key now holds another version or unpersisted data (or, with
+  // clean_only false, only if it holds another version).
+  Result<bool> erase_version(const std::string& bucket, const std::string& key, uint64_t version,
+                             bool clean_only = true);
 
   // --- small objects in memory (see hot_objects.h) ---
   std::shared_ptr<const HotObject> hot(const std::string& bucket, const std::string& key) const {

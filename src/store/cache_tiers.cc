@@ -218,19 +218,24 @@ Result<std::string> CacheStore::read_inline(const Segment& seg) {
   return std::move(*v.value());
 }
 
-Result<bool> CacheStore::erase_version(const std::string& bucket, const std::string& key, uint64_t version) {
+Result<bool> CacheStore::erase_version(const std::string& bucket, const std::string& key, uint64_t version,
+                                       bool clean_only) {
   std::optional<ObjectMeta> old;
   {
     std::lock_guard lk(key_lock(bucket, key));
     auto cur = get(bucket, key);
     if (!cur.ok()) return cur.status();
-    if (!cur.value() || cur.value()->version != version || cur.value()->state != PersistState::persisted)
+    if (!cur.value() || cur.value()->version != version ||
+        (clean_only && cur.value()->state != PersistState::persisted))
       return false;
     old = std::move(cur.value());
     KvBatch b;
     b.del(obj_key(bucket, key));
+    b.del(dirty_key(bucket, key));
+    b.del(parked_key(bucket, key));
     RETURN_IF_ERROR(index_->write(b, durable_));
     hot_.erase(bucket, key);
+    account(bucket, &*old, nullptr);
     space_->untrack(bucket, key, -1);
   }
   ObjectMeta none;

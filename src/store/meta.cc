@@ -1,5 +1,7 @@
 #include "store/meta.h"
 
+#include <algorithm>
+
 #include <chrono>
 
 #include <nlohmann/json.hpp>
@@ -109,6 +111,12 @@ Result<ObjectMeta> decode_object(std::string_view bytes) {
 std::string encode(const Segment& s) {
   auto v = json::to_msgpack(segs_to_json({s})[0]);
   return std::string(v.begin(), v.end());
+}
+
+bool same_data(const std::vector<Segment>& a, const std::vector<Segment>& b) {
+  return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](const Segment& x, const Segment& y) {
+    return x.file_id == y.file_id && x.size == y.size && x.in_index == y.in_index && x.tier == y.tier;
+  });
 }
 
 Result<Segment> decode_segment(std::string_view bytes) {

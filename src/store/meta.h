@@ -25,6 +25,8 @@ struct Segment {
 };
 std::string encode(const Segment& s);
 Result<Segment> decode_segment(std::string_view bytes);
+// The same data in the same places (ids, sizes, tiers).
+bool same_data(const std::vector<Segment>& a, const std::vector<Segment>& b);
 
 using Tags = std::vector<std::pair<std::string, std::string>>;
 

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <map>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "s3/errors.h"
@@ -312,6 +313,29 @@ TEST(engine_test, list_of_missing_bucket_is_no_such_bucket) {
   EXPECT_EQ(s3_code_of(r.status()), "NoSuchBucket");
 }
 
+TEST(engine_test, expiry_of_a_replaced_version_keeps_the_newer_write) {
+  // A TTL sweep (or a GET) saw v1 past its TTL; a PUT replaced it before the
+  // expiry was applied: the PUT's data stays.
+  for (auto mode : {WriteMode::write_back, WriteMode::cache_through, WriteMode::transient}) {
+    EngineFixture f(nullptr, mode);
+    store::ObjectMeta v1 = f.write("k", "old");
+    f.write("k", "newer write");
+    f.engine().expire("bkt", "k", v1);
+    auto h = f.engine().head_object("bkt", "k");
+    ASSERT_TRUE(h.ok()) << h.status().to_string();
+    EXPECT_EQ(h->size, std::string("newer write").size());
+    // The current version itself does expire.
+    f.engine().expire("bkt", "k", *h);
+    auto gone = f.engine().head_object("bkt", "k");
+    ASSERT_FALSE(gone.ok());
+    EXPECT_EQ(s3_code_of(gone.status()), "NoSuchKey");
+    if (mode != WriteMode::transient) {
+      ASSERT_TRUE(f.persister().sync("bkt", "", std::chrono::seconds(10)).done);
+      EXPECT_FALSE(f.mem().head("bkt/k").ok()) << "the tombstone reached the under store";
+    }
+  }
+}
+
 TEST(engine_test, deleted_then_rewritten_key_is_listed_once) {
   EngineFixture f;
   f.ufs_put("k", "under");
@@ -389,6 +413,34 @@ TEST(engine_failure_test, complete_upload_can_be_retried_after_a_backend_failure
   ASSERT_TRUE(done.ok()) << done.status().to_string();
   EXPECT_EQ(read_all(f.engine(), "mp"), data);
   EXPECT_EQ(f.mem().data("bkt/mp").value_or(""), data);
+}
+
+// Completion racing a new copy of the same part, or an abort: whatever wins,
+// a completed object never points at data the other removed.
+TEST(engine_test, completion_races_with_a_part_upload_and_an_abort) {
+  EngineFixture f;
+  auto part = [&](const std::string& id, char c) -> Result<std::string> {
+    auto w = f.engine().new_file();
+    if (!w.ok()) return w.status();
+    std::string data(3000, c);
+    RETURN_IF_ERROR((*w)->append(data.data(), data.size()));
+    return f.engine().put_part(id, 1, std::move(w.value()));
+  };
+  for (int i = 0; i < 150; ++i) {
+    std::string key = "mp" + std::to_string(i);
+    auto id = f.engine().create_upload("bkt", key, {});
+    ASSERT_TRUE(id.ok());
+    auto etag = part(*id, 'a');
+    ASSERT_TRUE(etag.ok()) << etag.status().to_string();
+    Result<store::ObjectMeta> done = internal_error("not run");
+    std::thread completer([&] { done = f.engine().complete_upload("bkt", key, *id, {{1, *etag}}); });
+    if (i % 2) (void)part(*id, 'b');
+    else (void)f.engine().abort_upload("bkt", key, *id);
+    completer.join();
+    if (done.ok()) EXPECT_EQ(read_all(f.engine(), key), std::string(3000, 'a')) << key;
+    else  // the abort, or the new copy of part 1 (another ETag), came first
+      EXPECT_EQ(s3_code_of(done.status()), i % 2 ? "InvalidPart" : "NoSuchUpload") << done.status().to_string();
+  }
 }
 
 }  // namespace
