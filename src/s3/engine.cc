@@ -181,8 +181,12 @@ Result<ObjectMeta> Engine::commit_write(const std::string& bucket, const std::st
     if (data) data->take_inline(b);
     return b;
   };
+  // From the first look at the key to the commit, no other write of it runs:
+  // a condition checked here still holds at the commit, and a synchronous
+  // upload cannot land after (or be overtaken by) another write of the key.
+  auto held = writes_.lock(bucket, key);
   // Conditional writes see the cached record, or the under store when the key
-  // has none (checked first, outside the key lock).
+  // has none (checked first, outside the store's key lock).
   bool ufs_has = false;
   std::string ufs_etag;
   if (cond.if_match || cond.if_none_match_star) {
@@ -299,6 +303,7 @@ Status Engine::delete_object(const std::string& bucket, const std::string& key) 
   RETURN_IF_ERROR(bucket_exists(bucket));
   auto where = ns_.resolve(bucket, key);
   if (!where.ok()) return where.status();
+  auto held = writes_.lock(bucket, key);
   auto cur = store_.get(bucket, key);
   if (!cur.ok()) return cur.status();
   WriteMode mode = where->policy.write_mode;

@@ -21,6 +21,7 @@
 #include "ns/namespace.h"
 #include "persist/persister.h"
 #include "s3/list_cache.h"
+#include "s3/key_locks.h"
 #include "s3/read_through.h"
 #include "store/cache_store.h"
 
@@ -220,6 +221,9 @@ class Engine {
   std::unique_ptr<ListCache> list_cache_ = std::make_unique<ListCache>();
   std::atomic<uint64_t> stale_drops_{0};
   std::array<std::mutex, 256> upload_stripes_;
+  // Held by every write of a key (commit_write, delete, expiry) from its
+  // first look at the key to its commit, the under-store call included.
+  KeyLocks writes_;
   std::mutex maint_mu_;
   std::condition_variable maint_cv_;
   bool maint_stop_ = false;

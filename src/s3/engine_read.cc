@@ -71,6 +71,7 @@ void Engine::expire(const std::string& bucket, const std::string& key, const Obj
   // Past its TTL (action delete): gone for readers now, everywhere soon. Only
   // this version: a write that replaced it meanwhile stays.
   auto where = ns_.resolve(bucket, key);
+  auto held = writes_.lock(bucket, key);
   if (m.state == PersistState::transient || !where.ok() ||
       !where->mount->store->check_path(where->ufs_path).ok()) {
     (void)store_.erase_version(bucket, key, m.version, /*clean_only=*/false);

@@ -415,6 +415,33 @@ TEST(engine_failure_test, complete_upload_can_be_retried_after_a_backend_failure
   EXPECT_EQ(f.mem().data("bkt/mp").value_or(""), data);
 }
 
+// Two PUTs with If-None-Match: * on a key no one has, written through to the
+// under store: the second waits for the first, sees its object, and fails.
+TEST(engine_test, conditional_writes_through_to_the_under_store_are_atomic) {
+  EngineFixture f(nullptr, WriteMode::cache_through);
+  f.mem().hold_writes(true);
+  auto put_if_absent = [&](const std::string& data) -> Status {
+    auto w = f.engine().new_file();
+    if (!w.ok()) return w.status();
+    RETURN_IF_ERROR((*w)->append(data.data(), data.size()));
+    PutConditions c;
+    c.if_none_match_star = true;
+    return f.engine().finish_put("bkt", "k", std::move(w.value()), {}, c).status();
+  };
+  Status a = internal_error("not run"), b = internal_error("not run");
+  std::thread first([&] { a = put_if_absent("first"); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // uploading, held
+  std::thread second([&] { b = put_if_absent("second"); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  f.mem().hold_writes(false);
+  first.join();
+  second.join();
+  EXPECT_TRUE(a.ok()) << a.to_string();
+  EXPECT_EQ(s3_code_of(b), "PreconditionFailed") << b.to_string();
+  EXPECT_EQ(read_all(f.engine(), "k"), "first");
+  EXPECT_EQ(f.mem().data("bkt/k").value_or(""), "first");
+}
+
 // Completion racing a new copy of the same part, or an abort: whatever wins,
 // a completed object never points at data the other removed.
 TEST(engine_test, completion_races_with_a_part_upload_and_an_abort) {
