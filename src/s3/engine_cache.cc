@@ -41,7 +41,7 @@ Status Engine::load(const std::string& bucket, const std::string& prefix, int co
         if (!where.ok()) st = where.status();
         else {
           PagedObject o{bucket, key, h->meta().version, h->meta().size, h->meta().page_size,
-                        where->mount->store.get(), where->ufs_path, ReadType::cache};
+                        where->mount->store.get(), where->ufs_path, ReadType::cache, h->meta().etag};
           st = reads_->load(o).status();
         }
       } else if (!h.ok()) {

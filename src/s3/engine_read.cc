@@ -162,7 +162,7 @@ Status Engine::open_cold(const std::string& bucket, const std::string& key, cons
   // Only bytes of the very version recorded may fill its pages.
   if (m && !m->deleted && m->page_size == ps && m->size == o->info.size && m->etag == o->info.etag &&
       first_page * ps < m->size) {
-    PagedObject obj{bucket, key, m->version, m->size, ps, &u, where.ufs_path, where.policy.read_type};
+    PagedObject obj{bucket, key, m->version, m->size, ps, &u, where.ufs_path, where.policy.read_type, m->etag};
     adopted->version = m->version;
     adopted->run = reads_->adopt(obj, first_page, std::move(o->src), std::min(length, m->size - first_page * ps));
   }
@@ -188,7 +188,7 @@ Result<store::ReadHandle> Engine::open_object(const std::string& bucket, const s
     auto token = std::make_shared<ReaderToken>(&store_.space(), bucket, key);
     if (m.value()->page_size) {
       PagedObject o{bucket, key, m.value()->version, m.value()->size, m.value()->page_size,
-                    where->mount->store.get(), where->ufs_path, where->policy.read_type};
+                    where->mount->store.get(), where->ufs_path, where->policy.read_type, m.value()->etag};
       ReadThrough::Run held;
       if (adopted.version == o.version) held = std::move(adopted.run);
       store::ReadHandle h(std::move(*m.value()), reads_->open(o, std::move(held)));

@@ -174,36 +174,50 @@ awaitable<void> get_object(Ctx& c, bool head) {
     hdrs.emplace_back(name, c.q(q));
   }
   hdrs.emplace_back("x-amz-request-id", c.request_id);
-  if (!(co_await c.resp.send_head(status, hdrs, len)).ok() || head) co_return;
   const store::ReadHandle* hp = &h.value();
-  if (auto view = hp->memory_view(first, len)) {  // bytes in memory: sent from where they are
-    if (len > 0) (void)co_await c.resp.send_body(view->data(), view->size());
+  auto view = head ? std::nullopt : hp->memory_view(first, len);
+  if (head || view) {
+    if (!(co_await c.resp.send_head(status, hdrs, len)).ok() || head) co_return;
+    if (len > 0) (void)co_await c.resp.send_body(view->data(), view->size());  // sent from where they are
     co_return;
   }
   constexpr size_t kChunk = 1 << 20;
   std::vector<char> buf(std::min<uint64_t>(kChunk, std::max<uint64_t>(len, 1)));
   hp->hint(first, len);
   uint64_t off = first, end = first + len;
-  while (off < end) {
-    size_t want = static_cast<size_t>(std::min<uint64_t>(buf.size(), end - off));
-    char* bp = buf.data();
-    uint64_t at = off;
-    auto read = [&]() -> Result<size_t> {
-      size_t got = 0;
-      while (got < want) {
-        auto r = hp->pread(at + got, bp + got, want - got);
-        if (!r.ok()) return r.status();
-        if (*r == 0) break;
-        got += *r;
-      }
-      return got;
-    };
-    // Data kept in the index is already in memory: no thread hop.
-    Result<size_t> n = hp->in_memory() ? read() : co_await c.blocking(read);
-    if (!n.ok() || *n == 0) {
-      c.resp.close_after();  // the length was promised: the client sees a short body
-      co_return;
+  auto read_at = [&](uint64_t at) -> Result<size_t> {
+    size_t want = static_cast<size_t>(std::min<uint64_t>(buf.size(), end - at));
+    size_t got = 0;
+    while (got < want) {
+      auto r = hp->pread(at + got, buf.data() + got, want - got);
+      if (!r.ok()) return r.status();
+      if (*r == 0) break;
+      got += *r;
     }
+    return got;
+  };
+  // The first chunk is read before the status line: a failure to get it (the
+  // under store down, the object changed there) is an S3 error, not a cut body.
+  bool sent_head = false;
+  while (off < end || !sent_head) {
+    Result<size_t> n = size_t{0};
+    if (off < end) {
+      // Data kept in the index is already in memory: no thread hop.
+      n = hp->in_memory() ? read_at(off) : co_await c.blocking([&] { return read_at(off); });
+      if (!sent_head && (!n.ok() || *n == 0)) {
+        co_await send_error(c, n.ok() ? io_error("the object's data ended early") : n.status());
+        co_return;
+      }
+      if (!n.ok() || *n == 0) {
+        c.resp.close_after();  // the length was promised: the client sees a short body
+        co_return;
+      }
+    }
+    if (!sent_head) {
+      if (!(co_await c.resp.send_head(status, hdrs, len)).ok()) co_return;
+      sent_head = true;
+    }
+    if (*n == 0) co_return;
     if (!(co_await c.resp.send_body(buf.data(), *n)).ok()) co_return;
     off += *n;
   }

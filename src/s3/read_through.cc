@@ -304,13 +304,24 @@ void ReadThrough::fetch_run(const PagedObject& obj, const Run& run, std::shared_
   Result<std::unique_ptr<ufs::Source>> src = std::unique_ptr<ufs::Source>();
   ufs::Source* in = given.get();
   if (!in) {
-    src = obj.ufs->get(obj.ufs_path, off, end - off);
-    if (!src.ok()) {
-      Status st = src.status();
+    // The response says which object it is: bytes of another version (the
+    // object was replaced in the under store) never fill this one's pages.
+    auto o = obj.ufs->open_read(obj.ufs_path, off, end - off);
+    if (!o.ok()) {
+      Status st = o.status();
       if (st.code() == Code::not_found) st = unavailable("the object vanished from the under store: " + st.message());
       fail_rest(st);
       return;
     }
+    if (o->info.size != obj.size || (!obj.etag.empty() && !o->info.etag.empty() && o->info.etag != obj.etag)) {
+      // Forget the cached version: the next read starts on the new one.
+      (void)store_.erase_version(obj.bucket, obj.key, obj.version);
+      LOG_INFO("{}/{} changed in the under store (size {}, ETag {}; cached: {}, {}): dropped from the cache",
+               obj.bucket, obj.key, o->info.size, o->info.etag, obj.size, obj.etag);
+      fail_rest(unavailable("the object changed in the under store while it was read; retry the request"));
+      return;
+    }
+    src = std::move(o->src);
     in = src->get();
   }
   struct Backlog {

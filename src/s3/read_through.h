@@ -42,6 +42,7 @@ struct PagedObject {
   ufs::UnderStore* ufs = nullptr;  // owned by the namespace
   std::string ufs_path;
   ReadType read_type = ReadType::cache;
+  std::string etag;  // the under store's ETag of this version: a page fetch checks it
 };
 
 class ReadThrough {

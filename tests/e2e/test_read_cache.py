@@ -484,3 +484,25 @@ def test_tagging_an_object_read_through_by_page_keeps_its_bytes(backend, make_se
     tags = backend.direct.get_object_tagging(Bucket=BUCKET, Key="tagpages/obj")["TagSet"]
     assert tags == [{"Key": "t", "Value": "1"}]
     assert s3.get_object_tagging(Bucket="rc", Key="obj")["TagSet"] == [{"Key": "t", "Value": "1"}]
+
+
+def test_pages_of_a_replaced_object_are_never_mixed(backend, make_server):
+    """The cache holds some pages of an object, then another writer replaces it
+    in the under store (same size). A read of a page not cached yet must not
+    serve the new bytes under the old ETag: it fails (503), the stale version
+    is dropped, and the next read serves the new object whole."""
+    backend.reset(latency_ms=0)
+    old = os.urandom(3 * MiB)
+    put_direct(backend, "mixed/obj", old)
+    srv = make_server("mixed")
+    s3 = srv.client()
+    first = s3.get_object(Bucket="rc", Key="obj", Range="bytes=0-99")
+    assert first["Body"].read() == old[:100]
+    new = os.urandom(3 * MiB)
+    put_direct(backend, "mixed/obj", new)  # another writer, behind the cache
+    with pytest.raises(ClientError) as e:
+        s3.get_object(Bucket="rc", Key="obj", Range=f"bytes={2 * MiB}-{2 * MiB + 99}")["Body"].read()
+    assert err_status(e.value) == 503
+    got = s3.get_object(Bucket="rc", Key="obj")
+    assert got["Body"].read() == new
+    assert got["ETag"].strip('"') == hashlib.md5(new).hexdigest()
