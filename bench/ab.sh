@@ -19,30 +19,18 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/reservoir-ab-XXXXXX")
 trap 'kill "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
 pid=
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+. "$root/bench/server.sh"
 
 start() {  # binary -> starts a server, sets $pid and $port
   rm -rf "$work/srv"; mkdir -p "$work/srv"
   port=$(free_port); local admin; admin=$(free_port)
-  cat > "$work/srv/reservoir.toml" <<EOF
-[server]
-s3_listen = "127.0.0.1:$port"
-admin_listen = "127.0.0.1:$admin"
-data_dir = "$work/srv/data"
-durability = "${DURABILITY:-fsync}"
-log_level = "warn"
-[auth]
-access_key = "bench"
-secret_key = "bench-secret"
-[[mount]]
-path = "/"
-ufs = "file://$work/srv/ufs"
-persist = ${PERSIST:-"{ concurrency = 16, max_ops_per_sec = 100 }"}
-EOF
+  local persist='{ concurrency = 16, max_ops_per_sec = 100 }'
+  [ -n "${PERSIST:-}" ] && persist=$PERSIST
+  write_config "$work/srv/reservoir.toml" "$port" "$admin" "$work/srv" "$persist"
   "$1" serve --config "$work/srv/reservoir.toml" > "$work/srv/log" 2>&1 &
   pid=$!
   for _ in $(seq 100); do
-    python3 -c "import urllib.request as u; u.urlopen('http://127.0.0.1:$admin/health', timeout=1)" 2>/dev/null && return 0
+    healthy "$admin" && return 0
     sleep 0.1
   done
   echo "server did not start:"; cat "$work/srv/log"; exit 1

@@ -30,14 +30,7 @@ def main() -> int:
     client = harness.RESERVOIR_BIN  # this checkout's load generator drives both
     wd = harness.new_dir("ab-s3-")
     backend = harness.Backend(wd)
-    mount = f"""[[mount]]
-path = "/bench"
-ufs = "s3://bench/"
-endpoint = "{backend.proxy_url}"
-access_key = "moto"
-secret_key = "moto"
-persist = {{ concurrency = 16, max_ops_per_sec = {int(os.environ.get("PERSIST_OPS", "100"))} }}
-"""
+    mount = backend.mount("/bench", "bench/", int(os.environ.get("PERSIST_OPS", "100")))
     try:
         for r in range(1, rounds + 1):
             for name, binary in (("old", old), ("new", new)):

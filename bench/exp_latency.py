@@ -22,17 +22,6 @@ import harness  # noqa: E402
 import report  # noqa: E402
 
 
-def s3_mount(backend: harness.Backend, persist_ops: int) -> str:
-    return f"""[[mount]]
-path = "/bench"
-ufs = "s3://bench/"
-endpoint = "{backend.proxy_url}"
-access_key = "moto"
-secret_key = "moto"
-persist = {{ concurrency = 16, max_ops_per_sec = {persist_ops} }}
-"""
-
-
 def fdatasync_floor_ms(d: Path, size: int = 10240, n: int = 400) -> dict:
     """This disk's latency for write(10 KiB) + fdatasync, the floor of a durable PUT."""
     import os
@@ -62,8 +51,8 @@ def run(kind: str, conc: str, duration: str, size: str, latency_ms: float, persi
     wd = harness.new_dir(f"exp-{kind}-")
     backend = harness.Backend(wd, latency_ms=latency_ms)
     floor = fdatasync_floor_ms(wd)
-    fs = harness.Reservoir(wd, durability="fsync", mounts=s3_mount(backend, persist_ops), name="fsync")
-    nf = harness.Reservoir(wd, durability="none", mounts=s3_mount(backend, persist_ops), name="nofsync")
+    fs = harness.Reservoir(wd, durability="fsync", mounts=backend.mount("/bench", "bench/", persist_ops), name="fsync")
+    nf = harness.Reservoir(wd, durability="none", mounts=backend.mount("/bench", "bench/", persist_ops), name="nofsync")
     ops = "put" if kind == "put" else "raw,get"
     common = [ops, "--obj-size", size, "--concurrency", conc, "--duration", duration, "--warmup", "1s",
               "--objects", "200", "--verify"]

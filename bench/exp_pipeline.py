@@ -115,14 +115,7 @@ def pipeline(endpoint: str, signer, bucket: str, prefix: str, files: list[bytes]
 def run(nfiles: int, size: int, concurrency: int, runs: int, latency_ms: float, warmup_runs: int) -> dict:
     wd = harness.new_dir("exp-pipeline-")
     backend = harness.Backend(wd, latency_ms=latency_ms, buckets=("pipe", "direct"))
-    mount = f"""[[mount]]
-path = "/pipe"
-ufs = "s3://pipe/"
-endpoint = "{backend.proxy_url}"
-access_key = "moto"
-secret_key = "moto"
-persist = {{ concurrency = 16, max_ops_per_sec = 100 }}
-"""
+    mount = backend.mount("/pipe", "pipe/", 100)
     rsv = harness.Reservoir(wd, durability="fsync", mounts=mount)
     files = make_files(nfiles, size)
     out = {"direct": [], "reservoir": [], "warmup": {"direct": [], "reservoir": []}}

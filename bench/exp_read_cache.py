@@ -30,16 +30,6 @@ import report  # noqa: E402
 MiB = 1 << 20
 
 
-def mount(backend: harness.Backend) -> str:
-    return f"""[[mount]]
-path = "/rcache"
-ufs = "s3://bench/rc/"
-endpoint = "{backend.proxy_url}"
-access_key = "moto"
-secret_key = "moto"
-"""
-
-
 def metric(text: str, name: str) -> float:
     for line in text.splitlines():
         if line.startswith(name + " ") or line.startswith(name + "{"):
@@ -81,7 +71,7 @@ def ranged(rsv: harness.Reservoir, backend: harness.Backend, n: int) -> dict:
 def run(small: int, large: int, ranges: int) -> dict:
     wd = harness.new_dir("exp-read-cache-")
     backend = harness.Backend(wd, latency_ms=30)
-    rsv = harness.Reservoir(wd, durability="fsync", mounts=mount(backend), name="rsv")
+    rsv = harness.Reservoir(wd, durability="fsync", mounts=backend.mount("/rcache", "bench/rc/"), name="rsv")
     out = {}
     try:
         for label, size, n in (("10KiB", "10KiB", small), ("16MiB", "16MiB", large)):

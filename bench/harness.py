@@ -144,6 +144,15 @@ class Backend:
     def moto_url(self) -> str:
         return f"http://127.0.0.1:{self.moto_port}"
 
+    def mount(self, path: str, ufs_path: str, persist_ops: int | None = None) -> str:
+        """A [[mount]] block: Reservoir's `path` on s3://UFS_PATH of this backend,
+        drained by 16 uploaders at up to persist_ops objects/s (None: the defaults)."""
+        block = (f'[[mount]]\npath = "{path}"\nufs = "s3://{ufs_path}"\nendpoint = "{self.proxy_url}"\n'
+                 'access_key = "moto"\nsecret_key = "moto"\n')
+        if persist_ops is not None:
+            block += f"persist = {{ concurrency = 16, max_ops_per_sec = {persist_ops} }}\n"
+        return block
+
 
 class Reservoir:
     """One `reservoir serve`. `mounts` are extra [[mount]] TOML blocks; without

@@ -17,24 +17,9 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/reservoir-startup-XXXXXX")
 pid=
 trap 'kill "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+. "$root/bench/server.sh"
 port=$(free_port); admin=$(free_port)
-cat > "$work/reservoir.toml" <<EOF
-[server]
-s3_listen = "127.0.0.1:$port"
-admin_listen = "127.0.0.1:$admin"
-data_dir = "$work/data"
-log_level = "warn"
-[auth]
-access_key = "bench"
-secret_key = "bench-secret"
-[[mount]]
-path = "/"
-ufs = "file://$work/ufs"
-persist = { delay = "1h" }
-EOF
-
-healthy() { python3 -c "import urllib.request as u; u.urlopen('http://127.0.0.1:$admin/health', timeout=1)" 2>/dev/null; }
+write_config "$work/reservoir.toml" "$port" "$admin" "$work" '{ delay = "1h" }'
 
 start() {  # binary -> starts a server, sets $pid and $took (seconds until /health answers)
   [ "${DROP_CACHES:-0}" = 1 ] && { sync; echo 3 > /proc/sys/vm/drop_caches; }
@@ -42,7 +27,7 @@ start() {  # binary -> starts a server, sets $pid and $took (seconds until /heal
   "$1" serve --config "$work/reservoir.toml" >> "$work/log" 2>&1 &
   pid=$!
   for _ in $(seq 3000); do
-    healthy && { took=$(python3 -c "print(f'{$(date +%s.%N) - $t0:.2f}')"); return 0; }
+    healthy "$admin" && { took=$(python3 -c "print(f'{$(date +%s.%N) - $t0:.2f}')"); return 0; }
     sleep 0.02
   done
   echo "server did not start:"; cat "$work/log"; exit 1
