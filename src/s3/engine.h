@@ -209,6 +209,10 @@ class Engine {
   Status bucket_exists(const std::string& bucket);
   bool dirty_budget_full(const ns::Mount& m) const;
   Status put_tags_once(const std::string& bucket, const std::string& key, const store::Tags& tags);
+  // Records what the under store said of a key the cache did not hold, unless
+  // a write of the key ran since `seen` (writes_.changes before asking).
+  Result<bool> record_fill(const std::string& bucket, const std::string& key, const store::ObjectMeta& m,
+                           uint64_t seen);
   // Serializes the changes of one multipart upload (a part, completion,
   // abort), so that none of them removes data another one is committing.
   std::mutex& upload_lock(const std::string& upload_id);

@@ -126,6 +126,7 @@ Result<std::optional<ObjectMeta>> Engine::current(const std::string& bucket, con
       continue;
     }
     if (!u.check_path(where.ufs_path).ok()) return std::optional<ObjectMeta>();
+    uint64_t seen = writes_.changes(bucket, key);
     auto info = u.head(where.ufs_path);
     if (!info.ok()) {
       if (info.status().code() == Code::not_found || info.status().code() == Code::invalid_argument)
@@ -133,10 +134,20 @@ Result<std::optional<ObjectMeta>> Engine::current(const std::string& bucket, con
       return info.status();
     }
     // Cache the under store's answer (metadata only; pages come on demand).
-    auto ins = store_.commit_if_absent(bucket, key, from_info(*info, config_.cache.page_size));
+    auto ins = record_fill(bucket, key, from_info(*info, config_.cache.page_size), seen);
     if (!ins.ok()) return ins.status();
   }
   return unavailable("the object keeps changing; retry");
+}
+
+Result<bool> Engine::record_fill(const std::string& bucket, const std::string& key, const ObjectMeta& m,
+                                 uint64_t seen) {
+  // A write of the key that ran while the under store was asked may have
+  // changed or removed what it answered (absent -> absent looks unchanged to
+  // commit_if_absent): then the answer is not recorded.
+  auto held = writes_.lock(bucket, key, /*change=*/false);
+  if (writes_.changes(bucket, key) != seen) return false;
+  return store_.commit_if_absent(bucket, key, m);
 }
 
 Status Engine::open_cold(const std::string& bucket, const std::string& key, const ns::Resolved& where,
@@ -148,13 +159,14 @@ Status Engine::open_cold(const std::string& bucket, const std::string& key, cons
   uint64_t pages = reads_->max_run(where.policy.read_type);
   if (span.second != UINT64_MAX) pages = std::min(pages, span.second / ps - first_page + 1);
   uint64_t length = pages * ps;
+  uint64_t seen = writes_.changes(bucket, key);
   auto o = u.open_read(where.ufs_path, first_page * ps, length);
   if (!o.ok()) {
     if (o.status().code() == Code::not_found || o.status().code() == Code::invalid_argument) return no_such_key();
     return o.status();
   }
   ObjectMeta fresh = from_info(o->info, ps);
-  auto ins = store_.commit_if_absent(bucket, key, fresh);
+  auto ins = record_fill(bucket, key, fresh, seen);
   if (!ins.ok()) return ins.status();
   auto cur = store_.get(bucket, key);
   if (!cur.ok()) return cur.status();

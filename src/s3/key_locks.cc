@@ -2,7 +2,8 @@
 
 namespace reservoir::s3 {
 
-KeyLocks::Guard::Guard(KeyLocks* owner, std::string key) : owner_(owner), key_(std::move(key)) {
+KeyLocks::Guard::Guard(KeyLocks* owner, std::string key, std::atomic<uint64_t>* changes)
+    : owner_(owner), key_(std::move(key)), changes_(changes) {
   {
     std::lock_guard lk(owner_->mu_);
     Entry& e = owner_->map_[key_];
@@ -13,6 +14,7 @@ KeyLocks::Guard::Guard(KeyLocks* owner, std::string key) : owner_(owner), key_(s
 }
 
 KeyLocks::Guard::~Guard() {
+  if (changes_) changes_->fetch_add(1);
   mu_->unlock();
   std::lock_guard lk(owner_->mu_);
   auto it = owner_->map_.find(key_);

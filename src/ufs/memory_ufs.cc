@@ -20,15 +20,16 @@ Status MemoryUfs::check_path(const std::string& path) const {
 }
 
 Result<ObjectInfo> MemoryUfs::head(const std::string& path) {
-  std::lock_guard lk(mu_);
+  std::unique_lock lk(mu_);
   RETURN_IF_ERROR(check_fault());
   auto it = objects_.find(path);
-  if (it == objects_.end()) return not_found(path);
-  return it->second.info;
+  Result<ObjectInfo> r = it == objects_.end() ? Result<ObjectInfo>(not_found(path)) : it->second.info;
+  cv_.wait(lk, [&] { return !hold_answers_; });  // an answer already on its way
+  return r;
 }
 
 Result<std::unique_ptr<Source>> MemoryUfs::get(const std::string& path, uint64_t offset, uint64_t length) {
-  std::lock_guard lk(mu_);
+  std::unique_lock lk(mu_);
   RETURN_IF_ERROR(check_fault());
   auto it = objects_.find(path);
   if (it == objects_.end()) return not_found(path);
@@ -36,6 +37,7 @@ Result<std::unique_ptr<Source>> MemoryUfs::get(const std::string& path, uint64_t
   if (offset > d.size()) offset = d.size();
   std::string part = d.substr(offset, static_cast<size_t>(std::min<uint64_t>(length, d.size() - offset)));
   bytes_served_ += part.size();
+  cv_.wait(lk, [&] { return !hold_answers_; });
   return std::unique_ptr<Source>(std::make_unique<StringSource>(std::move(part)));
 }
 
@@ -123,6 +125,12 @@ void MemoryUfs::fail_next(int count, Status st) {
 void MemoryUfs::hold_writes(bool hold) {
   std::lock_guard lk(mu_);
   hold_ = hold;
+  cv_.notify_all();
+}
+
+void MemoryUfs::hold_answers(bool hold) {
+  std::lock_guard lk(mu_);
+  hold_answers_ = hold;
   cv_.notify_all();
 }
 

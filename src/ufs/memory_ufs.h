@@ -32,6 +32,9 @@ class MemoryUfs : public UnderStore {
   void fail_next(int count, Status st);
   // While held, put/remove block until release().
   void hold_writes(bool hold);
+  // While held, head/get take their answer at once but return it only on
+  // release() (a slow response: the object may change meanwhile).
+  void hold_answers(bool hold);
   // The data of an object, or nullopt.
   std::optional<std::string> data(const std::string& path) const;
   size_t object_count() const;
@@ -52,6 +55,7 @@ class MemoryUfs : public UnderStore {
   int fail_count_ = 0;
   Status fail_status_;
   bool hold_ = false;
+  bool hold_answers_ = false;
   uint64_t puts_ = 0;
   uint64_t bytes_served_ = 0;
 };

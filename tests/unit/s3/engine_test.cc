@@ -415,6 +415,30 @@ TEST(engine_failure_test, complete_upload_can_be_retried_after_a_backend_failure
   EXPECT_EQ(f.mem().data("bkt/mp").value_or(""), data);
 }
 
+// A reader asks the under store about a key the cache does not hold; before
+// the answer arrives, a write through Reservoir replaces the object there.
+// The old answer must not be recorded as the key's metadata.
+TEST(engine_test, a_fill_overtaken_by_a_write_is_not_recorded) {
+  for (auto mode : {WriteMode::through, WriteMode::cache_through}) {
+    EngineFixture f(nullptr, mode);
+    f.ufs_put("k", "old");
+    f.mem().hold_answers(true);
+    Result<store::ObjectMeta> seen = internal_error("not run");
+    std::thread reader([&] { seen = f.engine().head_object("bkt", "k"); });
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the answer "old" is on its way
+    std::thread writer([&] { f.write("k", "newer data"); });
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    f.mem().hold_answers(false);
+    writer.join();
+    reader.join();
+    ASSERT_TRUE(seen.ok()) << seen.status().to_string();
+    auto h = f.engine().head_object("bkt", "k");
+    ASSERT_TRUE(h.ok()) << h.status().to_string();
+    EXPECT_EQ(h->size, std::string("newer data").size());
+    EXPECT_EQ(read_all(f.engine(), "k"), "newer data");
+  }
+}
+
 // Two PUTs with If-None-Match: * on a key no one has, written through to the
 // under store: the second waits for the first, sees its object, and fails.
 TEST(engine_test, conditional_writes_through_to_the_under_store_are_atomic) {

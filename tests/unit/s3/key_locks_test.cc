@@ -43,5 +43,17 @@ TEST(key_locks_test, other_keys_do_not_wait) {
   EXPECT_EQ(locks.size(), 1u);
 }
 
+TEST(key_locks_test, a_write_counts_as_a_change_when_it_ends) {
+  KeyLocks locks;
+  uint64_t before = locks.changes("b", "k");
+  {
+    auto g = locks.lock("b", "k");
+    EXPECT_EQ(locks.changes("b", "k"), before) << "counted when the write ends, not when it starts";
+  }
+  EXPECT_EQ(locks.changes("b", "k"), before + 1);
+  { auto reader = locks.lock("b", "k", /*change=*/false); }
+  EXPECT_EQ(locks.changes("b", "k"), before + 1);
+}
+
 }  // namespace
 }  // namespace reservoir::s3
