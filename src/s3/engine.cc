@@ -316,11 +316,16 @@ Status Engine::delete_object(const std::string& bucket, const std::string& key) 
     if (!st.ok() && st.code() != Code::not_found) return st;
     return store_.erase(bucket, key);
   }
+  return commit_tombstone(bucket, key);
+}
+
+Status Engine::commit_tombstone(const std::string& bucket, const std::string& key,
+                                const store::CacheStore::Precondition& check) {
   ObjectMeta tomb;
   tomb.deleted = true;
   tomb.state = PersistState::dirty;
   tomb.mtime_ms = store::now_ms();
-  auto r = store_.commit(bucket, key, std::move(tomb));
+  auto r = store_.commit(bucket, key, std::move(tomb), check);
   if (!r.ok()) return r.status();
   persister_.enqueue(bucket, key);
   return ok_status();
@@ -345,15 +350,9 @@ Status Engine::put_tags_once(const std::string& bucket, const std::string& key, 
   if (!where.ok()) return where.status();
   PutConditions same;
   if (m.version) same.if_version = m.version;  // 0: served without a record
-  if (m.state == PersistState::transient) {
-    auto check = [&](const std::optional<ObjectMeta>& cur) -> Status {
-      if (!cur || cur->version != m.version) return s3_error("OperationAborted");
-      return ok_status();
-    };
-    return store_.commit(bucket, key, std::move(m), check).status();
-  }
   // Tags travel with the object to the under store: a new version of the same bytes.
-  if (where->policy.write_mode != WriteMode::write_back || m.page_size) {
+  WriteMode mode = where->policy.write_mode;
+  if ((mode != WriteMode::write_back && mode != WriteMode::transient) || m.page_size) {
     // Written through: copy to fresh data so that neither a failure nor the
     // uncached result of `through` can take the current version's data.
     // Read through by page: the cache may hold only some pages of it (kept

@@ -209,6 +209,9 @@ class Engine {
   Status bucket_exists(const std::string& bucket);
   bool dirty_budget_full(const ns::Mount& m) const;
   Status put_tags_once(const std::string& bucket, const std::string& key, const store::Tags& tags);
+  // Commits a tombstone (`check` as for CacheStore::commit) and queues it for the persister.
+  Status commit_tombstone(const std::string& bucket, const std::string& key,
+                          const store::CacheStore::Precondition& check = nullptr);
   // Records what the under store said of a key the cache did not hold, unless
   // a write of the key ran since `seen` (writes_.changes before asking).
   Result<bool> record_fill(const std::string& bucket, const std::string& key, const store::ObjectMeta& m,

@@ -79,15 +79,10 @@ void Engine::expire(const std::string& bucket, const std::string& key, const Obj
   }
   // A tombstone the persister takes to the under store (in every write mode:
   // removing it there first could remove a newer write of the key).
-  ObjectMeta tomb;
-  tomb.deleted = true;
-  tomb.state = PersistState::dirty;
-  tomb.mtime_ms = store::now_ms();
-  auto still = [&](const std::optional<ObjectMeta>& cur) -> Status {
+  (void)commit_tombstone(bucket, key, [&](const std::optional<ObjectMeta>& cur) -> Status {
     if (!cur || cur->deleted || cur->version != m.version) return s3_error("OperationAborted");
     return ok_status();
-  };
-  if (store_.commit(bucket, key, std::move(tomb), still).ok()) persister_.enqueue(bucket, key);
+  });
 }
 
 Result<std::optional<ObjectMeta>> Engine::current(const std::string& bucket, const std::string& key,

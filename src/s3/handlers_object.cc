@@ -198,27 +198,21 @@ awaitable<void> get_object(Ctx& c, bool head) {
   };
   // The first chunk is read before the status line: a failure to get it (the
   // under store down, the object changed there) is an S3 error, not a cut body.
-  bool sent_head = false;
-  while (off < end || !sent_head) {
+  for (bool first_chunk = true;; first_chunk = false) {
     Result<size_t> n = size_t{0};
-    if (off < end) {
-      // Data kept in the index is already in memory: no thread hop.
-      n = hp->in_memory() ? read_at(off) : co_await c.blocking([&] { return read_at(off); });
-      if (!sent_head && (!n.ok() || *n == 0)) {
-        co_await send_error(c, n.ok() ? io_error("the object's data ended early") : n.status());
-        co_return;
-      }
-      if (!n.ok() || *n == 0) {
-        c.resp.close_after();  // the length was promised: the client sees a short body
-        co_return;
-      }
+    // Data kept in the index is already in memory: no thread hop.
+    if (off < end) n = hp->in_memory() ? read_at(off) : co_await c.blocking([&] { return read_at(off); });
+    bool failed = !n.ok() || (off < end && *n == 0);
+    if (first_chunk && failed) {
+      co_await send_error(c, n.ok() ? io_error("the object's data ended early") : n.status());
+      co_return;
     }
-    if (!sent_head) {
-      if (!(co_await c.resp.send_head(status, hdrs, len)).ok()) co_return;
-      sent_head = true;
+    if (failed) {
+      c.resp.close_after();  // the length was promised: the client sees a short body
+      co_return;
     }
-    if (*n == 0) co_return;
-    if (!(co_await c.resp.send_body(buf.data(), *n)).ok()) co_return;
+    if (first_chunk && !(co_await c.resp.send_head(status, hdrs, len)).ok()) co_return;
+    if (off >= end || !(co_await c.resp.send_body(buf.data(), *n)).ok()) co_return;
     off += *n;
   }
 }

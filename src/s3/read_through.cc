@@ -173,8 +173,10 @@ Result<std::shared_ptr<const std::string>> ReadThrough::read_page_data(const Pag
                                                                        uint64_t ahead_to, int* fd_out,
                                                                        uint64_t* fd_len, Run* started) {
   *fd_out = -1;
-  int kept_retries = 0;
-  for (int attempt = 0; attempt < 4; ++attempt) {
+  // Gives up after 4 changes of the page (its data gone, a run claimed by
+  // another reader); a page kept and let go by its flight is only a look again.
+  int changes = 0;
+  for (int looks = 0; changes < 4 && looks < 20; ++looks) {
     auto seg = store_.get_page(obj.bucket, obj.key, obj.version, page);
     if (!seg.ok()) return seg.status();
     if (seg.value()) {
@@ -202,6 +204,7 @@ Result<std::shared_ptr<const std::string>> ReadThrough::read_page_data(const Pag
       LOG_WARN("cached page {} of {}/{} is unreadable; fetching it again", page, obj.bucket, obj.key);
       store::CacheUnit u{obj.bucket, obj.key, obj.version, static_cast<int64_t>(page), s.tier, s.size};
       (void)store_.drop_unit(u);
+      ++changes;
       continue;
     }
     std::shared_ptr<Flight> f;
@@ -212,16 +215,16 @@ Result<std::shared_ptr<const std::string>> ReadThrough::read_page_data(const Pag
     }
     if (!f) {
       auto run = claim_run(obj, page, std::max(ahead_to, page + 1));
-      if (run.empty()) continue;  // stored or started meanwhile: look again
+      if (run.empty()) {  // stored or started meanwhile: look again
+        ++changes;
+        continue;
+      }
       f = run.front().second;
       if (started) started->insert(started->end(), run.begin() + 1, run.end());
       submit([this, obj, run] { fetch_run(obj, run); });
     }
     auto d = wait(*f);
-    if (d.ok() && !d.value() && kept_retries++ < 16) {
-      --attempt;  // kept, and let go by its flight: in the cache now (not a change of the page)
-      continue;
-    }
+    if (d.ok() && !d.value()) continue;  // kept, and let go by its flight: in the cache now
     return d;
   }
   return unavailable("page " + std::to_string(page) + " keeps changing");

@@ -267,6 +267,19 @@ TEST(cache_tiers_test, free_refuses_dirty_objects_and_drops_clean_ones) {
 namespace reservoir::store {
 namespace {
 
+// Data written and committed to a file (or kept in the index) that no
+// record references: what a crash between the two leaves behind.
+std::unique_ptr<FileWriter> unreferenced(TieredStore& t, const std::string& data, bool clean = false) {
+  auto f = t.s().new_file(true, data.size(), clean);
+  EXPECT_TRUE(f.ok()) << f.status().to_string();
+  if (!f.ok()) return nullptr;
+  EXPECT_TRUE((*f)->append(data.data(), data.size()).ok());
+  EXPECT_TRUE((*f)->commit(!(*f)->in_index()).ok());
+  return std::move(f.value());
+}
+
+std::string path_of(TieredStore& t, const FileWriter& f) { return t.s().files().path(f.segment().file_id, f.tier()); }
+
 TEST(cache_tiers_test, data_never_committed_before_a_crash_is_swept_after_open) {
   TieredStore t(0, 0, cache::Policy::lru, 64 * KiB);
   std::string keep = blob(200 * KiB, 'k');
@@ -275,41 +288,29 @@ TEST(cache_tiers_test, data_never_committed_before_a_crash_is_swept_after_open) 
   // in each tier and a small piece kept in the index.
   std::vector<std::string> orphan_paths;
   for (bool clean : {false, true}) {
-    auto f = t.s().new_file(true, 100 * KiB, clean);
-    ASSERT_TRUE(f.ok());
-    std::string data = blob(100 * KiB, 'o');
-    ASSERT_TRUE((*f)->append(data.data(), data.size()).ok());
-    ASSERT_TRUE((*f)->commit(true).ok());
-    orphan_paths.push_back(t.s().files().path((*f)->segment().file_id, (*f)->tier()));
+    auto f = unreferenced(t, blob(100 * KiB, 'o'), clean);
+    ASSERT_TRUE(f);
+    orphan_paths.push_back(path_of(t, *f));
   }
-  auto small = t.s().new_file(true, 10, false);
-  ASSERT_TRUE(small.ok());
-  ASSERT_TRUE((*small)->append("tiny", 4).ok());
-  ASSERT_TRUE((*small)->commit(false).ok());
-  ASSERT_TRUE((*small)->in_index());
-  Segment tiny = (*small)->segment();
-  small->reset();
+  auto small = unreferenced(t, "tiny");
+  ASSERT_TRUE(small && small->in_index());
+  Segment tiny = small->segment();
+  small.reset();
   for (auto& p : orphan_paths) ASSERT_TRUE(std::filesystem::exists(p)) << p;
   t.reopen();
   // The sweep is not part of opening (start_evictor() runs it in the background).
   for (auto& p : orphan_paths) EXPECT_TRUE(std::filesystem::exists(p)) << p;
   EXPECT_TRUE(t.s().read_inline(tiny).ok());
   // Writes under way when the sweep runs are never taken for orphans.
-  auto running = t.s().new_file(true, 100 * KiB, false);
-  ASSERT_TRUE(running.ok());
   std::string data = blob(100 * KiB, 'r');
-  ASSERT_TRUE((*running)->append(data.data(), data.size()).ok());
-  ASSERT_TRUE((*running)->commit(true).ok());
-  std::string running_path = t.s().files().path((*running)->segment().file_id, (*running)->tier());
-  auto running_small = t.s().new_file(true, 10, false);
-  ASSERT_TRUE(running_small.ok());
-  ASSERT_TRUE((*running_small)->append("tiny", 4).ok());
-  ASSERT_TRUE((*running_small)->commit(false).ok());
+  auto running = unreferenced(t, data);
+  auto running_small = unreferenced(t, "tiny");
+  ASSERT_TRUE(running && running_small);
   t.s().sweep_orphans();
   for (auto& p : orphan_paths) EXPECT_FALSE(std::filesystem::exists(p)) << p;
   EXPECT_FALSE(t.s().read_inline(tiny).ok());
-  EXPECT_TRUE(std::filesystem::exists(running_path));
-  EXPECT_TRUE(t.s().read_inline((*running_small)->segment()).ok());
+  EXPECT_TRUE(std::filesystem::exists(path_of(t, *running)));
+  EXPECT_TRUE(t.s().read_inline(running_small->segment()).ok());
   EXPECT_EQ(t.read("kept"), keep);
   EXPECT_EQ(t.used(0) + t.used(1), keep.size() + data.size() + 4);  // the running writes hold their room
   (void)m;
@@ -319,13 +320,10 @@ TEST(cache_tiers_test, the_evictor_sweeps_orphans_in_the_background) {
   TieredStore t(0, 0, cache::Policy::lru, 64 * KiB);
   std::string keep = blob(200 * KiB, 'k');
   t.put("kept", keep, PersistState::dirty, false);
-  auto f = t.s().new_file(true, 100 * KiB, false);
-  ASSERT_TRUE(f.ok());
-  std::string data = blob(100 * KiB, 'o');
-  ASSERT_TRUE((*f)->append(data.data(), data.size()).ok());
-  ASSERT_TRUE((*f)->commit(true).ok());
-  std::string orphan = t.s().files().path((*f)->segment().file_id, (*f)->tier());
-  f->reset();
+  auto f = unreferenced(t, blob(100 * KiB, 'o'));
+  ASSERT_TRUE(f);
+  std::string orphan = path_of(t, *f);
+  f.reset();
   t.reopen();
   ASSERT_TRUE(std::filesystem::exists(orphan));
   t.s().start_evictor();

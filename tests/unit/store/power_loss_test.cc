@@ -46,6 +46,12 @@ class PowerLoss {
     ASSERT_TRUE(r.ok() && *r) << (r.ok() ? "not current" : r.status().to_string());
   }
 
+  // The persister's marks for one upload: persisting, then how it ended.
+  void upload(const ObjectMeta& m, const std::string& key, PersistState end = PersistState::persisted) {
+    set_state(m, key, PersistState::persisting);
+    set_state(m, key, end);
+  }
+
   // The machine loses power: the store restarts on what the index made
   // durable, over the same cache directory.
   void power_loss() {
@@ -109,8 +115,7 @@ TEST(power_loss_test, a_lost_persisted_mark_leaves_the_object_dirty_and_readable
     PowerLoss t;
     std::string data(in_index ? 1000 : 100 * 1024, 'p');
     ObjectMeta m = t.put("k", data, in_index);
-    t.set_state(m, "k", PersistState::persisting);
-    t.set_state(m, "k", PersistState::persisted);
+    t.upload(m, "k");
     ASSERT_FALSE(t.dirty("k"));
     t.power_loss();
     // Uploaded once more after the restart: the under store ends the same.
@@ -124,8 +129,7 @@ TEST(power_loss_test, a_lost_persisted_mark_leaves_the_object_dirty_and_readable
 TEST(power_loss_test, a_later_synced_write_keeps_an_earlier_persisted_mark) {
   PowerLoss t;
   ObjectMeta a = t.put("a", "first", true);
-  t.set_state(a, "a", PersistState::persisting);
-  t.set_state(a, "a", PersistState::persisted);
+  t.upload(a, "a");
   t.put("b", "second", true);  // synced: everything before it is durable too
   t.power_loss();
   ASSERT_TRUE(t.get("a"));
@@ -140,8 +144,7 @@ TEST(power_loss_test, eviction_after_an_unsynced_persisted_mark_never_leaves_a_r
     PowerLoss t;
     std::string data(in_index ? 1000 : 100 * 1024, 'e');
     ObjectMeta m = t.put("k", data, in_index);
-    t.set_state(m, "k", PersistState::persisting);
-    t.set_state(m, "k", PersistState::persisted);
+    t.upload(m, "k");
     auto freed = t.s().free_object("b", "k", "test");
     ASSERT_TRUE(freed.ok()) << freed.status().to_string();
     ASSERT_EQ(*freed, data.size());
@@ -155,8 +158,7 @@ TEST(power_loss_test, eviction_after_an_unsynced_persisted_mark_never_leaves_a_r
 TEST(power_loss_test, a_parked_mark_is_durable_on_its_own) {
   PowerLoss t;
   ObjectMeta m = t.put("k", "parked", true);
-  t.set_state(m, "k", PersistState::persisting);
-  t.set_state(m, "k", PersistState::parked);
+  t.upload(m, "k", PersistState::parked);
   t.power_loss();
   ASSERT_TRUE(t.get("k"));
   EXPECT_EQ(t.get("k")->state, PersistState::parked);
@@ -166,11 +168,9 @@ TEST(power_loss_test, a_parked_mark_is_durable_on_its_own) {
 TEST(power_loss_test, a_retried_parked_object_is_not_parked_again_after_a_power_loss) {
   PowerLoss t;
   ObjectMeta m = t.put("k", "retried", true);
-  t.set_state(m, "k", PersistState::persisting);
-  t.set_state(m, "k", PersistState::parked);
+  t.upload(m, "k", PersistState::parked);
   t.set_state(m, "k", PersistState::dirty);  // an admin's retry
-  t.set_state(m, "k", PersistState::persisting);
-  t.set_state(m, "k", PersistState::persisted);
+  t.upload(m, "k");
   t.power_loss();
   ASSERT_TRUE(t.get("k"));
   EXPECT_NE(t.get("k")->state, PersistState::parked);
@@ -182,8 +182,7 @@ TEST(power_loss_test, marks_before_an_index_sync_survive) {
   // What the sync barrier does before it answers "done".
   PowerLoss t;
   ObjectMeta m = t.put("k", "synced", true);
-  t.set_state(m, "k", PersistState::persisting);
-  t.set_state(m, "k", PersistState::persisted);
+  t.upload(m, "k");
   ASSERT_TRUE(t.s().sync_index().ok());
   t.power_loss();
   ASSERT_TRUE(t.get("k"));
