@@ -256,7 +256,7 @@ uint64_t Engine::apply_ttls() {
         expire(b, d.key, d.meta);
         ++acted;
       } else if (d.meta.state == PersistState::persisted) {
-        auto n = store_.free_object(b, d.key, "ttl");
+        auto n = store_.free_object(b, d.key, "ttl", d.meta.version);
         if (n.ok() && *n) ++acted;
       }
     }

@@ -227,7 +227,9 @@ class CacheStore {
   Result<bool> move_unit(const CacheUnit& u, int to_tier);
   // Drops clean data of the object (all pages or its segments). Dirty
   // objects are refused (failed_precondition). Returns the bytes dropped.
-  Result<uint64_t> free_object(const std::string& bucket, const std::string& key, const std::string& reason);
+  // With `version`, only that version is freed: a newer one is left alone.
+  Result<uint64_t> free_object(const std::string& bucket, const std::string& key, const std::string& reason,
+                               std::optional<uint64_t> version = std::nullopt);
   // Removes data that no record referenced at open (written before a crash,
   // never committed, or whose removal was lost): files and `i<id>` entries
   // with ids handed out before this open, so never a running write's. Such

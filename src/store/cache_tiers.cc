@@ -464,10 +464,12 @@ Result<bool> CacheStore::drop_unit(const CacheUnit& u) {
   return true;
 }
 
-Result<uint64_t> CacheStore::free_object(const std::string& bucket, const std::string& key, const std::string& reason) {
+Result<uint64_t> CacheStore::free_object(const std::string& bucket, const std::string& key, const std::string& reason,
+                                         std::optional<uint64_t> version) {
   auto cur = get(bucket, key);
   if (!cur.ok()) return cur.status();
   if (!cur.value() || cur.value()->deleted) return uint64_t{0};
+  if (version && cur.value()->version != *version) return uint64_t{0};  // replaced since it was chosen
   const ObjectMeta& m = *cur.value();
   if (m.state != PersistState::persisted)
     return failed_precondition(fmt::format("{}/{} is {}: not in the under store yet", bucket, key,

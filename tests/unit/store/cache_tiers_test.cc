@@ -261,6 +261,23 @@ TEST(cache_tiers_test, free_refuses_dirty_objects_and_drops_clean_ones) {
   EXPECT_TRUE(t.cached("dirty"));
 }
 
+// A TTL sweep chose version 1; the key was rewritten (and drained) before the
+// sweep freed it: the newer version keeps its data.
+TEST(cache_tiers_test, freeing_a_replaced_version_leaves_the_newer_one) {
+  TieredStore t(0, 0);
+  ObjectMeta v1 = t.put("k", blob(3000, '1'), PersistState::persisted);
+  ObjectMeta v2 = t.put("k", blob(4000, '2'), PersistState::persisted);
+  ASSERT_NE(v1.version, v2.version);
+  auto stale = t.s().free_object("b", "k", "ttl", v1.version);
+  ASSERT_TRUE(stale.ok()) << stale.status().to_string();
+  EXPECT_EQ(*stale, 0u);
+  EXPECT_TRUE(t.cached("k"));
+  auto cur = t.s().free_object("b", "k", "ttl", v2.version);
+  ASSERT_TRUE(cur.ok());
+  EXPECT_EQ(*cur, 4000u);
+  EXPECT_FALSE(t.cached("k"));
+}
+
 }  // namespace
 }  // namespace reservoir::store
 
