@@ -115,7 +115,7 @@ Status Engine::delete_bucket(const std::string& name) {
   auto ups = store_.list_uploads(name);
   if (ups.ok())
     for (auto& u : *ups) {
-      std::lock_guard lk(upload_lock(u.upload_id));
+      auto held = uploads_.lock("", u.upload_id, false);
       (void)store_.drop_upload(u.upload_id, {});
     }
   // Tombstones of this bucket must reach the under store before the directory goes.

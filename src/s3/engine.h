@@ -216,9 +216,6 @@ class Engine {
   // a write of the key ran since `seen` (writes_.changes before asking).
   Result<bool> record_fill(const std::string& bucket, const std::string& key, const store::ObjectMeta& m,
                            uint64_t seen);
-  // Serializes the changes of one multipart upload (a part, completion,
-  // abort), so that none of them removes data another one is committing.
-  std::mutex& upload_lock(const std::string& upload_id);
 
   store::CacheStore& store_;
   ns::Namespace& ns_;
@@ -227,7 +224,9 @@ class Engine {
   std::unique_ptr<ReadThrough> reads_;
   std::unique_ptr<ListCache> list_cache_ = std::make_unique<ListCache>();
   std::atomic<uint64_t> stale_drops_{0};
-  std::array<std::mutex, 256> upload_stripes_;
+  // Held by every change of one multipart upload (a part, completion, abort),
+  // so that none of them removes data another one is committing.
+  KeyLocks uploads_;
   // Held by every write of a key (commit_write, delete, expiry) from its
   // first look at the key to its commit, the under-store call included.
   KeyLocks writes_;

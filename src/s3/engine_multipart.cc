@@ -48,10 +48,6 @@ Result<store::UploadMeta> Engine::get_upload(const std::string& bucket, const st
   return *u.value();
 }
 
-std::mutex& Engine::upload_lock(const std::string& upload_id) {
-  return upload_stripes_[std::hash<std::string>{}(upload_id) % upload_stripes_.size()];
-}
-
 Result<std::string> Engine::put_part(const std::string& upload_id, int number, std::unique_ptr<store::FileWriter> file) {
   store::PartMeta p;
   p.number = number;
@@ -60,7 +56,7 @@ Result<std::string> Engine::put_part(const std::string& upload_id, int number, s
   RETURN_IF_ERROR(file->commit(store_.durable()));
   p.segment = file->segment();
   // The upload may have been completed or aborted while the part streamed in.
-  std::lock_guard lk(upload_lock(upload_id));
+  auto held = uploads_.lock("", upload_id, false);
   auto u = store_.get_upload(upload_id);
   if (!u.ok()) return u.status();
   if (!u.value()) {
@@ -75,7 +71,7 @@ Result<store::ObjectMeta> Engine::complete_upload(const std::string& bucket, con
                                                   const std::string& upload_id, const std::vector<CompletedPart>& parts) {
   // No part of this upload changes, and no abort drops it, until the object
   // that takes its part files is committed and the upload is gone.
-  std::lock_guard lk(upload_lock(upload_id));
+  auto held = uploads_.lock("", upload_id, false);
   auto up = get_upload(bucket, key, upload_id);
   if (!up.ok()) return up.status();
   auto stored = store_.list_parts(upload_id);
@@ -132,7 +128,7 @@ Result<store::ObjectMeta> Engine::complete_upload(const std::string& bucket, con
 }
 
 Status Engine::abort_upload(const std::string& bucket, const std::string& key, const std::string& upload_id) {
-  std::lock_guard lk(upload_lock(upload_id));
+  auto held = uploads_.lock("", upload_id, false);
   auto up = get_upload(bucket, key, upload_id);
   if (!up.ok()) return up.status();
   return store_.drop_upload(upload_id, {});
