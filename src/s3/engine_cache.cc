@@ -106,6 +106,7 @@ Result<std::string> Engine::stat(const std::string& bucket, const std::string& k
   if (!cur.ok()) return cur.status();
   if (!cur.value() || cur.value()->deleted) {
     j["cached"] = false;
+    j["cached_bytes"] = 0;
     j["state"] = cur.value() ? "deleted (tombstone)" : "not cached";
     if (!cur.value() && where->mount->store->check_path(where->ufs_path).ok()) {
       auto info = where->mount->store->head(where->ufs_path);

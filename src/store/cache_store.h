@@ -254,6 +254,8 @@ class CacheStore {
   void remove_orphans(const std::set<uint64_t>& referenced, uint64_t below);
   void track_object(const std::string& bucket, const std::string& key, const ObjectMeta& m);
   void drop_pages(const std::string& bucket, const std::string& key, uint64_t version);
+  // Whether the version has a cached page other than `page` (true on an index error).
+  bool has_other_page(const std::string& bucket, const std::string& key, uint64_t version, uint64_t page);
   Result<Segment> copy_data(const Segment& seg, int to_tier);
   void evictor_loop();
   Status load_sequence();

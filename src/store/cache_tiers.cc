@@ -198,6 +198,18 @@ Result<std::vector<std::pair<uint64_t, Segment>>> CacheStore::list_pages(const s
   return out;
 }
 
+bool CacheStore::has_other_page(const std::string& bucket, const std::string& key, uint64_t version,
+                                uint64_t page) {
+  bool other = false;
+  std::string pre = page_prefix(bucket, key, version);
+  Status st = index_->scan(pre, prefix_end(pre), [&](std::string_view k, std::string_view) {
+    auto p = parse_page_key(k);
+    other = !p || p->page != page;
+    return !other;  // at most two entries are looked at
+  });
+  return other || !st.ok();
+}
+
 void CacheStore::drop_pages(const std::string& bucket, const std::string& key, uint64_t version) {
   auto pages = list_pages(bucket, key, version);
   if (!pages.ok() || pages->empty()) return;
@@ -439,6 +451,17 @@ Result<bool> CacheStore::drop_unit(const CacheUnit& u) {
       seg = *s.value();
       KvBatch b;
       b.del(page_key(u.bucket, u.key, u.version, static_cast<uint64_t>(u.page)));
+      // The last page of an object read through takes its record along, as a
+      // whole object's eviction does: the index shrinks with the cache, and
+      // the next read asks the under store again.
+      if (!has_other_page(u.bucket, u.key, u.version, static_cast<uint64_t>(u.page))) {
+        auto cur = get(u.bucket, u.key);
+        if (!cur.ok()) return cur.status();
+        const auto& m = cur.value();
+        if (m && m->version == u.version && !m->deleted && m->page_size && m->segments.empty() &&
+            m->state == PersistState::persisted)
+          b.del(obj_key(u.bucket, u.key));
+      }
       RETURN_IF_ERROR(index_->write(b, false));
       hot_.erase(u.bucket, u.key);
       space_->untrack(u.bucket, u.key, u.page, u.version);

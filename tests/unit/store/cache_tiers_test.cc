@@ -247,6 +247,51 @@ TEST(cache_tiers_test, pages_belong_to_one_version_and_go_with_it) {
   EXPECT_EQ(t.used(0), 0u);
 }
 
+// A record of an object read through goes when its last cached page does
+// (as a whole object's record goes with its data), so the index does not keep
+// the metadata of everything ever read; a page of a replaced version, or any
+// page but the last, leaves the record alone.
+TEST(cache_tiers_test, the_last_evicted_page_takes_the_record_of_an_object_read_through) {
+  TieredStore t(0, 0);
+  ObjectMeta m;
+  m.size = 2 * 4096;
+  m.page_size = 4096;
+  m.state = PersistState::persisted;
+  ASSERT_TRUE(t.s().commit_if_absent("b", "paged", m).ok());
+  uint64_t v = t.s().get("b", "paged").value()->version;
+  std::vector<std::unique_ptr<FileWriter>> writers;
+  for (uint64_t page : {0, 1}) {
+    auto f = t.s().new_file(true, 4096, true);
+    ASSERT_TRUE(f.ok());
+    std::string data = blob(4096, static_cast<char>('a' + page));
+    ASSERT_TRUE((*f)->append(data.data(), data.size()).ok());
+    ASSERT_TRUE((*f)->commit(false).ok());
+    auto put = t.s().put_page("b", "paged", v, page, (*f)->segment());
+    ASSERT_TRUE(put.ok() && *put);
+    writers.push_back(std::move(*f));
+  }
+  auto drop = [&](uint64_t page) {
+    CacheUnit u{"b", "paged", v, static_cast<int64_t>(page), 0, 4096};
+    auto r = t.s().drop_unit(u);
+    EXPECT_TRUE(r.ok() && *r);
+  };
+  drop(1);
+  EXPECT_TRUE(t.s().get("b", "paged").value().has_value()) << "page 0 is still cached";
+  drop(0);
+  EXPECT_FALSE(t.s().get("b", "paged").value().has_value());
+  EXPECT_EQ(t.used(0), 0u);
+  writers.clear();
+
+  // A record with no page ever cached (a HEAD) is not touched by a drop of
+  // a page it does not have; a written object's record is not a paged one.
+  ASSERT_TRUE(t.s().commit_if_absent("b", "headed", m).ok());
+  uint64_t hv = t.s().get("b", "headed").value()->version;
+  auto none = t.s().drop_unit(CacheUnit{"b", "headed", hv, 0, 0, 4096});
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(*none);
+  EXPECT_TRUE(t.s().get("b", "headed").value().has_value());
+}
+
 TEST(cache_tiers_test, free_refuses_dirty_objects_and_drops_clean_ones) {
   TieredStore t(0, 0);
   t.put("dirty", "d", PersistState::dirty, false);
