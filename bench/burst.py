@@ -7,7 +7,10 @@ Reports client PUT latency p50/p99 and errors for both paths, the backend's peak
 PUT rate, and the time from the end of the burst to the persistence barrier.
 
     python3 bench/burst.py [--puts 2000] [--concurrency 64] [--size 10240]
-                           [--backend-put-rps 50] [--json out.json]
+                           [--backend-put-rps 50] [--json out.json] [--plot out.png]
+
+--plot draws, against time from the start of each burst, the PUTs acknowledged
+to the client (both paths) and the PUTs that reached the backend (both paths).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from botocore.exceptions import ClientError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import harness  # noqa: E402
+import report  # noqa: E402
 import s3load  # noqa: E402
 
 
@@ -79,9 +83,12 @@ def run(puts: int, concurrency: int, size: int, backend_put_rps: int, latency_ms
         moto = client(env.moto_url, "moto", "moto", 8)
         moto.create_bucket(Bucket="burst")
         moto.create_bucket(Bucket="direct")
+        direct_start = time.time()
         direct = burst(env.proxy_url, s3load.Signer("moto", "moto"), "direct", puts, size, concurrency, False)
         direct_stats = env.control("GET", "/stats")
+        direct["backend_puts_per_second"] = since(direct_stats, direct_start)
         env.control("POST", "/reset-stats")
+        through_start = time.time()
         through = burst(env.reservoir_url, s3load.Signer(harness.ACCESS_KEY, harness.SECRET_KEY), "burst", puts, size,
                         concurrency, True)
         t = time.perf_counter()
@@ -89,6 +96,7 @@ def run(puts: int, concurrency: int, size: int, backend_put_rps: int, latency_ms
         through["drain_seconds"] = time.perf_counter() - t
         through["barrier"] = barrier
         stats = env.control("GET", "/stats")
+        through["backend_puts_per_second"] = since(stats, through_start)
         through["backend_peak_put_rps"] = stats.get("peak_put_rps")
         through["backend_503s"] = stats.get("slowdown_503")
         direct["backend_503s"] = direct_stats.get("slowdown_503")
@@ -98,6 +106,46 @@ def run(puts: int, concurrency: int, size: int, backend_put_rps: int, latency_ms
                 "latency_ms": latency_ms, "direct": direct, "reservoir": through}
     finally:
         harness.stop_all()
+
+
+def since(stats: dict, start: float) -> list[int]:
+    """The proxy's PUTs forwarded to the backend in each wall-clock second from
+    the one `start` falls in to the last one of its history."""
+    hist, end = stats.get("per_second_puts") or [], stats.get("per_second_end", 0)
+    first = end - len(hist) + 1
+    return hist[max(0, int(start) - first):]
+
+
+def cumulative_per_second(per_second: list[int]) -> list[tuple[float, float]]:
+    pts, total = [(0.0, 0.0)], 0
+    for i, n in enumerate(per_second):
+        total += n
+        pts.append((i + 1.0, float(total)))
+    return pts
+
+
+def cumulative(done_at: list[float]) -> list[tuple[float, float]]:
+    # One point per 1% of the answers (and the last one) keeps the plot's data small.
+    step = max(1, len(done_at) // 100)
+    pts = [(0.0, 0.0)] + [(t, float(i + 1)) for i, t in enumerate(done_at) if (i + 1) % step == 0]
+    if done_at and pts[-1][1] != len(done_at):
+        pts.append((done_at[-1], float(len(done_at))))
+    return pts
+
+
+def plot(r: dict, png: Path) -> None:
+    d, t = r["direct"], r["reservoir"]
+    # The direct burst's backend count ends once it is done; trim the idle tail.
+    dback = cumulative_per_second(d["backend_puts_per_second"])
+    while len(dback) > 2 and dback[-1][1] == dback[-2][1]:
+        dback.pop()
+    report.plot(png, f"Burst of {r['puts']} PUTs at concurrency {r['concurrency']} to a backend taking "
+                f"{r['backend_put_rps']} PUT/s", "seconds from the start of the burst", "PUTs (cumulative)",
+                {"straight to the backend: acknowledged": cumulative(d["done_at"]),
+                 "straight to the backend: in the backend": dback,
+                 "through Reservoir: acknowledged": cumulative(t["done_at"]),
+                 "through Reservoir: in the backend (drain)": cumulative_per_second(t["backend_puts_per_second"])},
+                logx=False, logy=False)
 
 
 def markdown(r: dict) -> str:
@@ -124,11 +172,16 @@ def main() -> int:
     ap.add_argument("--backend-put-rps", type=int, default=50)
     ap.add_argument("--latency-ms", type=float, default=30)
     ap.add_argument("--json", help="write the results here")
+    ap.add_argument("--plot", help="draw the PUTs acknowledged and in the backend over time here (PNG)")
     a = ap.parse_args()
     r = run(a.puts, a.concurrency, a.size, a.backend_put_rps, a.latency_ms)
     if a.json:
         Path(a.json).write_text(json.dumps(r, indent=2))
     print(markdown(r))
+    if a.plot:
+        png = Path(a.plot).resolve()
+        plot(r, png)
+        print(f"\n![PUTs acknowledged and in the backend over time]({png.relative_to(report.ROOT)})")
     return 0
 
 

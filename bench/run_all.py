@@ -30,7 +30,8 @@ EXPERIMENTS = {
     "nginx": (["bench/exp_nginx.py"], "exp_nginx", "6. Physical-limit reference: nginx on the same machine"),
     "readcache": (["bench/exp_read_cache.py"], "exp_read_cache", "7. Read cache: hit, cold miss and the backend; ranged reads"),
 }
-BURST_CMD = ["bench/burst.py", "--puts", "2000", "--concurrency", "64", "--json", "build/bench/burst.json"]
+BURST_CMD = ["bench/burst.py", "--puts", "2000", "--concurrency", "64", "--json", "build/bench/burst.json",
+             "--plot", "bench/plots/burst.png"]
 BURST_C1_CMD = ["bench/burst.py", "--puts", "300", "--concurrency", "1", "--json", "build/bench/burst-c1.json"]
 BURST_NOTE = """Reservoir mounts the backend bucket with `persist = { max_ops_per_sec = 50,
 concurrency = 16 }` and `durability = "fsync"`; each PUT through Reservoir is

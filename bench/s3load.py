@@ -103,13 +103,15 @@ async def run_ops(endpoint: str, signer: Signer, ops: list, concurrency: int, at
                   backoff_base: float = 0.1, pairs: bool = False) -> dict:
     """ops: list of (method, path, body, extra_headers, check) where check(status, body)
     returns True for a good answer. Returns latencies (ms, of successful ops including
-    retries; with pairs, of the first op of each pair only), errors by code and elapsed
+    retries; with pairs, of the first op of each pair only), when each of those ops
+    was answered (`done_at`, seconds from the start), errors by code and elapsed
     seconds. pairs=True: a worker takes two ops at a time and runs them in order on its
     connection (a PUT and then the GET that must see it)."""
     u = urllib.parse.urlparse(endpoint)
     host_header = u.netloc
     queue = list(reversed(ops))
-    lat, errors, bad = [], {}, 0
+    lat, done_at, errors, bad = [], [], {}, 0
+    t0 = time.perf_counter()
 
     async def one(conn, op, record):
         nonlocal bad
@@ -126,7 +128,9 @@ async def run_ops(endpoint: str, signer: Signer, ops: list, concurrency: int, at
                 await asyncio.sleep(random.uniform(0, min(20.0, 2 ** n)) * backoff_base * 10)
         if 200 <= status < 300:
             if record:
-                lat.append((time.perf_counter() - t) * 1000)
+                now = time.perf_counter()
+                lat.append((now - t) * 1000)
+                done_at.append(round(now - t0, 4))
             if check and not check(status, data):
                 bad += 1
         else:
@@ -144,8 +148,8 @@ async def run_ops(endpoint: str, signer: Signer, ops: list, concurrency: int, at
                 await one(conn, op, record=(pos == 0))
         conn.close()
 
-    t0 = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return {"seconds": time.perf_counter() - t0, "ok": len(lat), "p50_ms": percentile(lat, 50),
+    return {"seconds": time.perf_counter() - t0, "ok": len(lat), "done_at": sorted(done_at),
+            "p50_ms": percentile(lat, 50),
             "p90_ms": percentile(lat, 90), "p99_ms": percentile(lat, 99), "max_ms": max(lat) if lat else float("nan"),
             "errors": sum(errors.values()), "errors_by_code": errors, "bad": bad}
