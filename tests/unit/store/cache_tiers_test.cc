@@ -59,6 +59,29 @@ class TieredStore {
     EXPECT_TRUE(r.ok()) << r.status().to_string();
     return r.ok() ? *r : ObjectMeta{};
   }
+  // A metadata-only record of an object read through (what a first HEAD or
+  // GET records); returns its version.
+  uint64_t read_through(const std::string& key, uint64_t size) {
+    ObjectMeta m;
+    m.size = size;
+    m.page_size = 4096;
+    m.state = PersistState::persisted;
+    EXPECT_TRUE(store_->commit_if_absent("b", key, m).ok());
+    auto cur = store_->get("b", key);
+    return cur.ok() && cur.value() ? cur.value()->version : 0;
+  }
+  // One cached page of it; the writer must not outlive the store.
+  std::unique_ptr<FileWriter> put_page(const std::string& key, uint64_t version, uint64_t page,
+                                       const std::string& data) {
+    auto f = store_->new_file(true, data.size(), true);
+    EXPECT_TRUE(f.ok());
+    if (!f.ok()) return nullptr;
+    EXPECT_TRUE((*f)->append(data.data(), data.size()).ok());
+    EXPECT_TRUE((*f)->commit(false).ok());
+    auto put = store_->put_page("b", key, version, page, (*f)->segment());
+    EXPECT_TRUE(put.ok() && *put);
+    return std::move(*f);
+  }
   std::string read(const std::string& key) {
     auto h = store_->open("b", key);
     if (!h.ok()) return "<" + h.status().to_string() + ">";
@@ -215,31 +238,19 @@ TEST(cache_tiers_test, the_evictor_demotes_clean_data_to_the_next_tier) {
 
 TEST(cache_tiers_test, pages_belong_to_one_version_and_go_with_it) {
   TieredStore t(0, 0);
-  ObjectMeta m;
-  m.size = 3 * 4096;
-  m.page_size = 4096;
-  m.state = PersistState::persisted;
-  ASSERT_TRUE(t.s().commit_if_absent("b", "paged", m).ok());
-  auto cur = t.s().get("b", "paged");
-  ASSERT_TRUE(cur.ok() && cur.value());
-  uint64_t v = cur.value()->version;
-  auto f = t.s().new_file(true, 4096, true);
-  ASSERT_TRUE(f.ok());
-  std::string page = blob(4096, 'p');
-  ASSERT_TRUE((*f)->append(page.data(), page.size()).ok());
-  ASSERT_TRUE((*f)->commit(false).ok());
-  auto put = t.s().put_page("b", "paged", v, 1, (*f)->segment());
-  ASSERT_TRUE(put.ok() && *put);
+  uint64_t v = t.read_through("paged", 3 * 4096);
+  auto f = t.put_page("paged", v, 1, blob(4096, 'p'));
+  ASSERT_TRUE(f);
   EXPECT_EQ(t.used(0), 4096u);
   auto got = t.s().get_page("b", "paged", v, 1);
   ASSERT_TRUE(got.ok() && got.value());
   EXPECT_FALSE(t.s().get_page("b", "paged", v, 0).value().has_value());
   // A stale version cannot add pages.
-  auto stale = t.s().put_page("b", "paged", v + 1000, 2, (*f)->segment());
+  auto stale = t.s().put_page("b", "paged", v + 1000, 2, f->segment());
   ASSERT_TRUE(stale.ok());
   EXPECT_FALSE(*stale);
   // Usage survives a restart; overwriting the object drops its pages.
-  f->reset();  // writers never outlive their store
+  f.reset();  // writers never outlive their store
   t.reopen();
   EXPECT_EQ(t.used(0), 4096u);
   t.put("paged", "new", PersistState::dirty, false);
@@ -249,46 +260,29 @@ TEST(cache_tiers_test, pages_belong_to_one_version_and_go_with_it) {
 
 // A record of an object read through goes when its last cached page does
 // (as a whole object's record goes with its data), so the index does not keep
-// the metadata of everything ever read; a page of a replaced version, or any
-// page but the last, leaves the record alone.
+// the metadata of everything ever read; any page but the last leaves it.
 TEST(cache_tiers_test, the_last_evicted_page_takes_the_record_of_an_object_read_through) {
   TieredStore t(0, 0);
-  ObjectMeta m;
-  m.size = 2 * 4096;
-  m.page_size = 4096;
-  m.state = PersistState::persisted;
-  ASSERT_TRUE(t.s().commit_if_absent("b", "paged", m).ok());
-  uint64_t v = t.s().get("b", "paged").value()->version;
-  std::vector<std::unique_ptr<FileWriter>> writers;
-  for (uint64_t page : {0, 1}) {
-    auto f = t.s().new_file(true, 4096, true);
-    ASSERT_TRUE(f.ok());
-    std::string data = blob(4096, static_cast<char>('a' + page));
-    ASSERT_TRUE((*f)->append(data.data(), data.size()).ok());
-    ASSERT_TRUE((*f)->commit(false).ok());
-    auto put = t.s().put_page("b", "paged", v, page, (*f)->segment());
-    ASSERT_TRUE(put.ok() && *put);
-    writers.push_back(std::move(*f));
-  }
-  auto drop = [&](uint64_t page) {
-    CacheUnit u{"b", "paged", v, static_cast<int64_t>(page), 0, 4096};
-    auto r = t.s().drop_unit(u);
-    EXPECT_TRUE(r.ok() && *r);
+  uint64_t v = t.read_through("paged", 2 * 4096);
+  auto p0 = t.put_page("paged", v, 0, blob(4096, 'a'));
+  auto p1 = t.put_page("paged", v, 1, blob(4096, 'b'));
+  auto drop = [&](const std::string& key, uint64_t version, uint64_t page) {
+    auto r = t.s().drop_unit(CacheUnit{"b", key, version, static_cast<int64_t>(page), 0, 4096});
+    EXPECT_TRUE(r.ok());
+    return r.ok() && *r;
   };
-  drop(1);
+  EXPECT_TRUE(drop("paged", v, 1));
   EXPECT_TRUE(t.s().get("b", "paged").value().has_value()) << "page 0 is still cached";
-  drop(0);
+  EXPECT_TRUE(drop("paged", v, 0));
   EXPECT_FALSE(t.s().get("b", "paged").value().has_value());
   EXPECT_EQ(t.used(0), 0u);
-  writers.clear();
+  p0.reset();
+  p1.reset();
 
   // A record with no page ever cached (a HEAD) is not touched by a drop of
-  // a page it does not have; a written object's record is not a paged one.
-  ASSERT_TRUE(t.s().commit_if_absent("b", "headed", m).ok());
-  uint64_t hv = t.s().get("b", "headed").value()->version;
-  auto none = t.s().drop_unit(CacheUnit{"b", "headed", hv, 0, 0, 4096});
-  ASSERT_TRUE(none.ok());
-  EXPECT_FALSE(*none);
+  // a page it does not have.
+  uint64_t hv = t.read_through("headed", 4096);
+  EXPECT_FALSE(drop("headed", hv, 0));
   EXPECT_TRUE(t.s().get("b", "headed").value().has_value());
 }
 
