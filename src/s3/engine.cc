@@ -186,7 +186,9 @@ Result<ObjectMeta> Engine::commit_write(const std::string& bucket, const std::st
   // upload cannot land after (or be overtaken by) another write of the key.
   auto held = writes_.lock(bucket, key);
   // Conditional writes see the cached record, or the under store when the key
-  // has none (checked first, outside the store's key lock).
+  // has none (checked first, outside the store's key lock). A record seen
+  // here that is gone at the commit was evicted (no write of the key ran):
+  // it was clean, so the under store holds what it said.
   bool ufs_has = false;
   std::string ufs_etag;
   if (cond.if_match || cond.if_none_match_star) {
@@ -198,6 +200,9 @@ Result<ObjectMeta> Engine::commit_write(const std::string& bucket, const std::st
         ufs_has = true;
         ufs_etag = info->etag;
       }
+    } else if (!cur.value()->deleted) {
+      ufs_has = !expired(*cur.value(), where.policy);
+      ufs_etag = cur.value()->etag;
     }
   }
   auto check = [&](const std::optional<ObjectMeta>& cur) -> Status {

@@ -455,9 +455,8 @@ Result<bool> CacheStore::drop_unit(const CacheUnit& u) {
       // whole object's eviction does: the index shrinks with the cache, and
       // the next read asks the under store again.
       if (!has_other_page(u.bucket, u.key, u.version, static_cast<uint64_t>(u.page))) {
-        auto cur = get(u.bucket, u.key);
-        if (!cur.ok()) return cur.status();
-        const auto& m = cur.value();
+        auto cur = get(u.bucket, u.key);  // unreadable: the page goes, the record stays
+        const auto* m = cur.ok() && cur.value() ? &*cur.value() : nullptr;
         if (m && m->version == u.version && !m->deleted && m->page_size && m->segments.empty() &&
             m->state == PersistState::persisted)
           b.del(obj_key(u.bucket, u.key));
