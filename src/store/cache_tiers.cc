@@ -22,6 +22,11 @@ bool clean_whole(const ObjectMeta& m) {
   return !m.deleted && m.state == PersistState::persisted && m.page_size == 0 && !m.segments.empty();
 }
 
+// A record of an object read through by page (its data, if any, is in pages).
+bool clean_paged(const ObjectMeta& m) {
+  return !m.deleted && m.state == PersistState::persisted && m.page_size != 0 && m.segments.empty();
+}
+
 uint64_t data_bytes(const ObjectMeta& m) {
   uint64_t n = 0;
   for (auto& s : m.segments) n += s.size;
@@ -457,9 +462,7 @@ Result<bool> CacheStore::drop_unit(const CacheUnit& u) {
       if (!has_other_page(u.bucket, u.key, u.version, static_cast<uint64_t>(u.page))) {
         auto cur = get(u.bucket, u.key);  // unreadable: the page goes, the record stays
         const auto* m = cur.ok() && cur.value() ? &*cur.value() : nullptr;
-        if (m && m->version == u.version && !m->deleted && m->page_size && m->segments.empty() &&
-            m->state == PersistState::persisted)
-          b.del(obj_key(u.bucket, u.key));
+        if (m && m->version == u.version && clean_paged(*m)) b.del(obj_key(u.bucket, u.key));
       }
       RETURN_IF_ERROR(index_->write(b, false));
       hot_.erase(u.bucket, u.key);
