@@ -9,6 +9,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/ssl.hpp>
+#include <boost/asio/strand.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -387,7 +388,13 @@ awaitable<void> accept_loop(tcp::acceptor* acc, Server::Impl* impl, Handler* han
                             std::atomic<int>* conns) {
   for (;;) {
     error_code ec;
-    tcp::socket sock = co_await acc->async_accept(asio::redirect_error(asio::use_awaitable, ec));
+    // Each connection runs on a strand of its own: its stream's timer fires
+    // on whichever network thread is free, and without the strand the
+    // timer's close of the socket could run beside the session's own close
+    // (two close() of one descriptor number, the second one possibly
+    // closing a file opened meanwhile by another thread).
+    asio::any_io_executor ex = asio::make_strand(impl->ioc);
+    tcp::socket sock = co_await acc->async_accept(ex, asio::redirect_error(asio::use_awaitable, ec));
     if (impl->draining || ec == asio::error::operation_aborted) co_return;
     if (ec) continue;
     if (conns->load() >= impl->limits.max_connections) {
@@ -397,9 +404,9 @@ awaitable<void> accept_loop(tcp::acceptor* acc, Server::Impl* impl, Handler* han
     sock.set_option(tcp::no_delay(true), ec);
     (*conns)++;
     if (tls)
-      asio::co_spawn(impl->ioc, tls_session(std::move(sock), tls, impl, handler, conns), asio::detached);
+      asio::co_spawn(ex, tls_session(std::move(sock), tls, impl, handler, conns), asio::detached);
     else
-      asio::co_spawn(impl->ioc, plain_session(std::move(sock), impl, handler, conns), asio::detached);
+      asio::co_spawn(ex, plain_session(std::move(sock), impl, handler, conns), asio::detached);
   }
 }
 

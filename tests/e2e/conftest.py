@@ -136,6 +136,34 @@ def _die_with_parent():
         libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
+# Every Reservoir server runs with tests/tools/close_check.cc preloaded when the build
+# has it: a close() of a descriptor that is not open (a double close, which can close a
+# file another thread just opened) is logged to the server's double-close.log, and the
+# test during which a log appears fails with it (close_check_failures).
+CLOSE_CHECK_LIB = RESERVOIR_BIN.parent / "libclose_check.so"
+_CLOSE_LOGS: dict[Path, bool] = {}  # log path -> already reported
+
+
+def close_check_env(log: Path) -> dict:
+    """The environment of a server process that reports double closes to `log`."""
+    env = dict(os.environ)
+    if CLOSE_CHECK_LIB.exists():
+        env["LD_PRELOAD"] = " ".join(x for x in (str(CLOSE_CHECK_LIB), env.get("LD_PRELOAD", "")) if x)
+        env["RESERVOIR_CLOSE_CHECK_LOG"] = str(log)
+        _CLOSE_LOGS.setdefault(log, False)
+    return env
+
+
+def close_check_failures() -> str:
+    """The double closes logged since the last call (empty when none)."""
+    out = []
+    for log, reported in _CLOSE_LOGS.items():
+        if not reported and log.exists():
+            _CLOSE_LOGS[log] = True
+            out.append(f"{log}:\n{log.read_text(errors='replace')}")
+    return "\n".join(out)
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((HOST, 0))
@@ -398,7 +426,8 @@ class ReservoirServer(_Target):
                     while self.tls_port in (self.port, self.admin_port):
                         self.tls_port = free_port()
             self.config_path.write_text(self.render_config())
-            self._spawn([RESERVOIR_BIN, "serve", "--config", self.config_path])
+            self._spawn([RESERVOIR_BIN, "serve", "--config", self.config_path],
+                        env=close_check_env(self.root / "double-close.log"))
             deadline = time.time() + timeout
             while time.time() < deadline:
                 if self.proc.poll() is not None:
@@ -756,6 +785,26 @@ def server(tmp_path_factory, request):
         pytest.fail(f"{srv.kind} server died {srv.deaths + crashed} time(s) during {name} (see the "
                     f"tests blamed above; exit code at the end: {code}); log tail:\n{srv.log_tail()}",
                     pytrace=False)
+
+
+@pytest.fixture(autouse=True)
+def _double_close_watch():
+    """Fails the test during which a server logged a double close (see CLOSE_CHECK_LIB);
+    one logged while a module's server stopped fails the next test, or the session."""
+    found = close_check_failures()
+    if found:
+        pytest.fail(f"a server closed a descriptor twice (before this test):\n{found}", pytrace=False)
+    yield
+    found = close_check_failures()
+    if found:
+        pytest.fail(f"a server closed a descriptor twice during this test:\n{found}", pytrace=False)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    found = close_check_failures()
+    if found:
+        print(f"\na server closed a descriptor twice at the end of the session:\n{found}")
+        session.exitstatus = 1
 
 
 @pytest.fixture(autouse=True)

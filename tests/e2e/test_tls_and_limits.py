@@ -26,6 +26,7 @@ import socket
 import ssl
 import struct
 import subprocess
+import threading
 import time
 import zlib
 from pathlib import Path
@@ -367,6 +368,72 @@ def test_tls_keep_alive_raw_requests(tls_server, tls_s3, tls_bucket, pki):
             assert conn.sock is first_sock  # http.client did not have to reconnect
     finally:
         conn.close()
+
+
+def test_tls_shutdown_timeouts_beside_uploads(reservoir_factory, pki):
+    """Clients that never answer the server's TLS close_notify: after "Connection: close" the
+    server sends its close_notify, waits 2 s for the client's, then closes the socket from its
+    stream's timer, on whichever network thread is free, while multipart uploads open part
+    files. Before every connection ran on a strand of its own, that close could run beside
+    the session's own close of the same descriptor; the second close() then closed a number
+    the OS had just given to a part file (UploadPart answered 500 "write cache file: Bad file
+    descriptor"). Every e2e server runs with the double-close check of conftest
+    (CLOSE_CHECK_LIB), which fails this test on any close() of a descriptor not open."""
+    srv = reservoir_factory(tls=(pki.cert, pki.key))
+    s3 = make_client(srv.endpoint)
+    bucket = unique_bucket_name("tls-shutdown")
+    s3.create_bucket(Bucket=bucket)
+    ctx = ssl.create_default_context(cafile=str(pki.ca))
+    stop = threading.Event()
+    failures: list[str] = []
+    part = os.urandom(MiB)
+    done = [0]
+
+    def upload(n: int):
+        while not stop.is_set():
+            key = f"mp-{n}"
+            try:
+                up = s3.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+                etags = [s3.upload_part(Bucket=bucket, Key=key, UploadId=up, PartNumber=i,
+                                        Body=part)["ETag"] for i in (1, 2)]
+                s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=up)
+                assert all(etags)
+                done[0] += 1
+            except Exception as e:  # noqa: BLE001 - collected and asserted below
+                failures.append(repr(e))
+                return
+
+    request = signed_get_bytes(srv.tls_port).replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n")
+    uploaders = [threading.Thread(target=upload, args=(n,)) for n in range(3)]
+    for t in uploaders:
+        t.start()
+    try:
+        for _ in range(4):
+            held = []
+            for _ in range(60):
+                s = ctx.wrap_socket(socket.create_connection((HOST, srv.tls_port), timeout=10),
+                                    server_hostname=HOST)
+                s.sendall(request)
+                held.append(s)
+            for s in held:  # read the answer up to the server's close_notify, never reply to it
+                got = b""
+                while True:
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    got += chunk
+                assert got.startswith(b"HTTP/1.1 200"), got[:200]
+            time.sleep(2.5)  # past the server's 2 s wait for our close_notify
+            for s in held:
+                s.close()
+    finally:
+        stop.set()
+        for t in uploaders:
+            t.join(60)
+    assert not failures, failures
+    assert done[0] > 0
+    assert_up(srv)
+    s3.delete_bucket(Bucket=bucket)
 
 
 def test_tls_certificate_and_names(tls_server, pki):
