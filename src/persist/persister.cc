@@ -243,7 +243,11 @@ Persister::Next Persister::process(Queue* q, const std::string& bucket, const st
     if (!marked.ok()) return {true, backoff(attempt), attempt + 1};
     if (!marked.value()) return {true, std::chrono::milliseconds(0), 0};  // superseded: take the newer version
     auto t0 = Clock::now();
-    st = upload(q, where.value(), bucket, key, meta);
+    try {
+      st = upload(q, where.value(), bucket, key, meta);
+    } catch (const std::exception& e) {  // parked below, instead of ending the process
+      st = failed_precondition(std::string("upload failed: ") + e.what());
+    }
     double secs = std::chrono::duration<double>(Clock::now() - t0).count();
     std::lock_guard lk(q->mu);
     q->latency.add(secs);

@@ -442,6 +442,14 @@ Result<ObjectAttrs> attrs_from_headers(const http::Request& req) {
     if (!tags.ok()) return tags.status();
     a.tags = tags.value();
   }
+  // Kept as text (a file:// under store's sidecar is JSON): bytes that are
+  // not UTF-8 (e.g. Latin-1 sent raw) are refused, not stored mangled.
+  auto text = [](const std::string& v) { return valid_utf8(v); };
+  bool all_text = text(a.content_type);
+  for (auto& [k, v] : a.headers) all_text = all_text && text(v);
+  for (auto& [k, v] : a.user_meta) all_text = all_text && text(k) && text(v);
+  if (!all_text)
+    return s3_error("InvalidArgument", "Metadata and content headers must be UTF-8 text (encode other bytes, e.g. as RFC 2047 or URL-encoded)");
   size_t meta_size = 0;
   for (auto& [k, v] : a.user_meta) meta_size += k.size() + v.size();
   if (meta_size > 2048) return s3_error("MetadataTooLarge", "Your metadata headers exceed the maximum allowed metadata size.");

@@ -7,6 +7,7 @@
 #include <pugixml.hpp>
 
 #include "s3/errors.h"
+#include "s3/names.h"
 
 namespace reservoir::s3 {
 
@@ -136,6 +137,7 @@ Status check_tags(const std::vector<std::pair<std::string, std::string>>& tags) 
   for (auto& [k, v] : tags) {
     if (k.empty() || k.size() > 128) return s3_error("InvalidTag", "The TagKey you have provided is invalid");
     if (v.size() > 256) return s3_error("InvalidTag", "The TagValue you have provided is too long");
+    if (!valid_utf8(k) || !valid_utf8(v)) return s3_error("InvalidTag", "Tag keys and values must be UTF-8");
     if (!seen.insert(k).second) return s3_error("InvalidTag", "Cannot provide multiple Tags with the same key");
   }
   return ok_status();

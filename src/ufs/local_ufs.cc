@@ -319,7 +319,9 @@ class LocalUfs : public UnderStore {
     std::string tmp = tmp_path();
     {
       std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-      f << meta_to_json(m).dump();
+      // Never throws: text that is not UTF-8 (refused at the S3 door, but
+      // possible in records of older versions) is stored with U+FFFD.
+      f << meta_to_json(m).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
       if (!f) return io_error("cannot write metadata sidecar for " + path);
     }
     if (::rename(tmp.c_str(), mp.c_str()) != 0) {
