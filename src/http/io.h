@@ -57,24 +57,59 @@ class ResponseWriter {
 
 using Handler = std::function<awaitable<void>(const Request&, BodyReader&, ResponseWriter&)>;
 
+// f()'s result, or an internal error when it throws (for results that hold
+// a Status: Status, Result<T>).
+template <typename F>
+std::invoke_result_t<F&> job_result(F& f) {
+  try {
+    return f();
+  } catch (const std::exception& e) {
+    return internal_error(std::string("background job failed: ") + e.what());
+  } catch (...) {
+    return internal_error("background job failed");
+  }
+}
+
 // Runs fn() on the blocking pool and resumes the awaiting coroutine on its
 // own executor with the result. Not a coroutine itself: fn is moved into the
 // posted work (GCC 12 mishandles class-type parameters of coroutines).
 // Callers capture by reference ([&]): the awaiting coroutine stays suspended,
 // so its locals outlive fn; by-value captures of class types made inside a
 // coroutine body are miscompiled by GCC 12 (shallow copies).
+// An exception of fn never escapes on the pool (a pool thread that throws
+// terminates the process): it is rethrown in the awaiting coroutine, or, for
+// a result that cannot be made empty (Result<T>), becomes an internal error.
 template <typename F>
 auto run_blocking(asio::thread_pool& pool, F fn) {
   using R = std::invoke_result_t<F>;
-  return asio::async_initiate<decltype(asio::use_awaitable), void(R)>(
-      [&pool](auto handler, F f) {
-        auto ex = asio::get_associated_executor(handler);
-        asio::post(pool, [f = std::move(f), h = std::move(handler), ex]() mutable {
-          R r = f();
-          asio::post(ex, [h = std::move(h), r = std::move(r)]() mutable { std::move(h)(std::move(r)); });
-        });
-      },
-      asio::use_awaitable, std::move(fn));
+  if constexpr (std::is_default_constructible_v<R>) {
+    return asio::async_initiate<decltype(asio::use_awaitable), void(std::exception_ptr, R)>(
+        [&pool](auto handler, F f) {
+          auto ex = asio::get_associated_executor(handler);
+          asio::post(pool, [f = std::move(f), h = std::move(handler), ex]() mutable {
+            std::exception_ptr e;
+            R r{};
+            try {
+              r = f();
+            } catch (...) {
+              e = std::current_exception();
+            }
+            asio::post(ex, [h = std::move(h), e, r = std::move(r)]() mutable { std::move(h)(e, std::move(r)); });
+          });
+        },
+        asio::use_awaitable, std::move(fn));
+  } else {
+    static_assert(std::is_constructible_v<R, Status>, "run_blocking: fn must return a default-constructible type or a Result");
+    return asio::async_initiate<decltype(asio::use_awaitable), void(R)>(
+        [&pool](auto handler, F f) {
+          auto ex = asio::get_associated_executor(handler);
+          asio::post(pool, [f = std::move(f), h = std::move(handler), ex]() mutable {
+            R r = job_result(f);
+            asio::post(ex, [h = std::move(h), r = std::move(r)]() mutable { std::move(h)(std::move(r)); });
+          });
+        },
+        asio::use_awaitable, std::move(fn));
+  }
 }
 
 // One piece of blocking work started on the pool while the coroutine that
@@ -87,7 +122,7 @@ class PendingJob {
   template <typename F>
   void start(asio::thread_pool& pool, F fn) {
     asio::post(pool, [st = state_, f = std::move(fn)]() mutable {
-      R r = run(f);
+      R r = job_result(f);  // a thrown job must still resume its waiter
       std::function<void(R)> waiter;
       {
         std::lock_guard lk(st->mu);
@@ -100,18 +135,6 @@ class PendingJob {
   }
   bool started() const { return started_; }
 
-  // An exception of the job becomes its result (a thrown job must still
-  // resume its waiter).
-  template <typename F>
-  static R run(F& f) {
-    try {
-      return f();
-    } catch (const std::exception& e) {
-      return internal_error(std::string("background job failed: ") + e.what());
-    } catch (...) {
-      return internal_error("background job failed");
-    }
-  }
 
   auto wait() {
     started_ = false;
