@@ -281,6 +281,9 @@ class CacheStore {
   HotObjects hot_;
   std::function<bool(const std::string&, const std::string&)> pinned_;
   std::mutex evict_mu_;  // one eviction pass at a time
+  // One tier move at a time (eviction's demotions, readers' promotions): two
+  // moves of one unit would copy into the same temporary file.
+  std::mutex move_mu_;
   std::mutex ev_mu_;
   std::condition_variable ev_cv_;
   bool ev_stop_ = false;

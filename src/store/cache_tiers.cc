@@ -2,6 +2,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <set>
 
@@ -379,7 +380,16 @@ Result<Segment> CacheStore::copy_data(const Segment& seg, int to_tier) {
   return out;
 }
 
+namespace {
+bool same_files(const std::vector<Segment>& a, const std::vector<Segment>& b) {
+  return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](const Segment& x, const Segment& y) {
+    return x.file_id == y.file_id && x.tier == y.tier && x.in_index == y.in_index;
+  });
+}
+}  // namespace
+
 Result<bool> CacheStore::move_unit(const CacheUnit& u, int to_tier) {
+  std::lock_guard moving(move_mu_);
   std::vector<Segment> from, to;
   if (u.page < 0) {
     auto cur = get(u.bucket, u.key);
@@ -413,13 +423,14 @@ Result<bool> CacheStore::move_unit(const CacheUnit& u, int to_tier) {
     auto cur = get(u.bucket, u.key);
     bool same = cur.ok() && cur.value() && cur.value()->version == u.version;
     KvBatch b;
-    if (same && u.page < 0 && clean_whole(*cur.value()) && cur.value()->segments.size() == to.size()) {
+    // Still the data that was copied (not data cached again meanwhile).
+    if (same && u.page < 0 && clean_whole(*cur.value()) && same_files(cur.value()->segments, from)) {
       ObjectMeta m = *cur.value();
       m.segments = to;
       b.put(obj_key(u.bucket, u.key), encode(m));
     } else if (same && u.page >= 0) {
       auto seg = get_page(u.bucket, u.key, u.version, static_cast<uint64_t>(u.page));
-      if (!seg.ok() || !seg.value() || seg.value()->file_id != from[0].file_id) same = false;
+      if (!seg.ok() || !seg.value() || !same_files({*seg.value()}, from)) same = false;
       else b.put(page_key(u.bucket, u.key, u.version, static_cast<uint64_t>(u.page)), encode(to[0]));
     } else {
       same = false;

@@ -1,6 +1,7 @@
 // Tiers, capacity and eviction of the cache store.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <thread>
 
@@ -55,6 +56,28 @@ class TieredStore {
     m.state = state;
     m.mtime_ms = now_ms();
     m.segments.push_back((*f)->segment());
+    auto r = store_->commit("b", key, m);
+    EXPECT_TRUE(r.ok()) << r.status().to_string();
+    return r.ok() ? *r : ObjectMeta{};
+  }
+  // A clean object whose data is split over `n` segments (files).
+  ObjectMeta put_segments(const std::string& key, const std::string& data, size_t n) {
+    ObjectMeta m;
+    size_t step = (data.size() + n - 1) / n;
+    for (size_t off = 0; off < data.size(); off += step) {
+      auto f = store_->new_file(false, step, true);
+      EXPECT_TRUE(f.ok());
+      if (!f.ok()) return {};
+      size_t len = std::min(step, data.size() - off);
+      EXPECT_TRUE((*f)->append(data.data() + off, len).ok());
+      EXPECT_TRUE((*f)->commit(true).ok());
+      m.segments.push_back((*f)->segment());
+    }
+    m.size = data.size();
+    m.etag = hex_encode(md5_raw(data));
+    m.crc32c = crc32c_extend(0, data.data(), data.size());
+    m.state = PersistState::persisted;
+    m.mtime_ms = now_ms();
     auto r = store_->commit("b", key, m);
     EXPECT_TRUE(r.ok()) << r.status().to_string();
     return r.ok() ? *r : ObjectMeta{};
@@ -221,6 +244,37 @@ TEST(cache_tiers_test, demotion_and_promotion_move_bytes_intact) {
   EXPECT_EQ(t.read("obj"), data);
   EXPECT_EQ(t.used(0), data.size());
   EXPECT_EQ(t.used(1), 0u);
+}
+
+// Two readers promoting the same object at once (and eviction demoting it)
+// each start a move: the moves take turns, so neither copies into the
+// other's temporary file, and the data and the accounting stay exact.
+TEST(cache_tiers_test, concurrent_moves_of_one_object_keep_its_bytes) {
+  TieredStore t(0, 0);
+  // Three segments (as a multipart upload leaves): a mover that fell behind
+  // must not find the source of its next segment gone and undo its copy of
+  // the first one, which is the file the winner's record now points to.
+  std::string data = blob(6 << 20, 'c');
+  ObjectMeta m = t.put_segments("obj", data, 3);
+  for (int round = 0; round < 6; ++round) {
+    CacheUnit down{"b", "obj", m.version, -1, 0, data.size()};
+    auto r = t.s().move_unit(down, 1);
+    ASSERT_TRUE(r.ok() && *r) << round;
+    CacheUnit up{"b", "obj", m.version, -1, 1, data.size()};
+    std::vector<std::thread> movers;
+    std::atomic<int> moved{0};
+    for (int i = 0; i < 3; ++i)
+      movers.emplace_back([&] {
+        auto res = t.s().move_unit(up, 0);
+        if (res.ok() && *res) ++moved;
+      });
+    for (auto& th : movers) th.join();
+    EXPECT_GE(moved.load(), 1) << round;
+    ASSERT_EQ(t.tier_of("obj"), 0) << round;
+    ASSERT_EQ(t.read("obj"), data) << round;
+    EXPECT_EQ(t.used(0), data.size()) << round;
+    EXPECT_EQ(t.used(1), 0u) << round;
+  }
 }
 
 TEST(cache_tiers_test, the_evictor_demotes_clean_data_to_the_next_tier) {
