@@ -421,7 +421,9 @@ Result<uint16_t> Server::listen(const std::string& host_port, Handler handler, s
   error_code ec;
   auto addr = asio::ip::make_address(hp->first == "localhost" ? "127.0.0.1" : hp->first, ec);
   if (ec) return invalid_argument("bad listen address '" + host_port + "': " + ec.message());
-  auto acc = std::make_unique<tcp::acceptor>(impl_->ioc);
+  // The accept loop and begin_drain's close of the acceptor take turns on
+  // the acceptor's own strand.
+  auto acc = std::make_unique<tcp::acceptor>(asio::make_strand(impl_->ioc));
   tcp::endpoint ep(addr, hp->second);
   acc->open(ep.protocol(), ec);
   if (!ec) acc->set_option(asio::socket_base::reuse_address(true), ec);
@@ -431,7 +433,7 @@ Result<uint16_t> Server::listen(const std::string& host_port, Handler handler, s
   uint16_t port = acc->local_endpoint().port();
   impl_->handlers.push_back(std::make_unique<Handler>(std::move(handler)));
   impl_->conns.push_back(std::make_unique<std::atomic<int>>(0));
-  asio::co_spawn(impl_->ioc,
+  asio::co_spawn(acc->get_executor(),
                  accept_loop(acc.get(), impl_.get(), impl_->handlers.back().get(), tls, impl_->conns.back().get()),
                  asio::detached);
   impl_->acceptors.push_back(std::move(acc));
@@ -440,12 +442,11 @@ Result<uint16_t> Server::listen(const std::string& host_port, Handler handler, s
 
 void Server::begin_drain() {
   impl_->draining = true;
-  asio::post(impl_->ioc, [impl = impl_.get()] {
-    for (auto& a : impl->acceptors) {
+  for (auto& a : impl_->acceptors)
+    asio::post(a->get_executor(), [acc = a.get()] {
       error_code ec;
-      a->close(ec);
-    }
-  });
+      acc->close(ec);
+    });
 }
 
 int Server::active_requests() const { return impl_->active.load(); }

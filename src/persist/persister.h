@@ -9,6 +9,7 @@
 // object with its reason until retry_parked().
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <map>
@@ -108,7 +109,7 @@ class Persister {
   store::CacheStore& store_;
   ns::Namespace& ns_;
   std::vector<std::unique_ptr<Queue>> queues_;
-  bool stopping_ = false;
+  std::atomic<bool> stopping_{false};  // read by the workers of every queue
 };
 
 }  // namespace reservoir::persist
