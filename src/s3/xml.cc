@@ -14,7 +14,17 @@ namespace reservoir::s3 {
 std::string xml_escape(std::string_view s) {
   std::string out;
   out.reserve(s.size());
-  for (char c : s) {
+  for (size_t i = 0; i < s.size(); ++i) {
+    char c = s[i];
+    if (static_cast<unsigned char>(c) >= 0x80) {
+      // XML is UTF-8: bytes that are not (a raw key echoed in an error, a
+      // name listed from an under store written by others) become U+FFFD.
+      size_t n = utf8_sequence(s, i);
+      if (n == 0) out += "\xEF\xBF\xBD";
+      else out.append(s.substr(i, n));
+      i += n == 0 ? 0 : n - 1;
+      continue;
+    }
     switch (c) {
       case '&': out += "&amp;"; break;
       case '<': out += "&lt;"; break;

@@ -3,6 +3,9 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "s3/errors.h"
 #include "s3/names.h"
@@ -226,6 +229,10 @@ TEST(xml_test, xml_escape_escapes_markup_and_control_characters) {
   EXPECT_EQ(xml_escape("l1\nl2\r\t"), "l1&#10;l2&#13;&#9;");
   EXPECT_EQ(xml_escape(std::string("x\x01y", 3)), "x&#1;y");
   EXPECT_EQ(xml_escape("\xc3\xa9t\xc3\xa9"), "\xc3\xa9t\xc3\xa9");  // UTF-8 passes through
+  // Bytes that are not UTF-8 would make the document unparsable: U+FFFD each.
+  EXPECT_EQ(xml_escape("caf\xe9!"), "caf\xef\xbf\xbd!");
+  EXPECT_EQ(xml_escape("k\xed\xa0\x80"), "k\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd");
+  EXPECT_EQ(xml_escape("\xf0\x9f\x98\x80\xf0\x9f"), "\xf0\x9f\x98\x80\xef\xbf\xbd\xef\xbf\xbd");
 }
 
 TEST(xml_test, xml_writer_escapes_element_text) {
@@ -309,10 +316,35 @@ TEST(names_test, invalid_keys) {
   ASSERT_FALSE(nul.ok());
   EXPECT_EQ(s3_code_of(nul), "InvalidArgument");
 
-  for (std::string bad : {std::string("\xff"), std::string("a\xc3"), std::string("\x80x"), std::string("\xe6\x97")}) {
+  for (std::string bad : {std::string("\xff"), std::string("a\xc3"), std::string("\x80x"), std::string("\xe6\x97"),
+                          std::string("\xc0\x80"),          // overlong NUL (Java's modified UTF-8)
+                          std::string("\xe0\x80\x80"),      // overlong
+                          std::string("\xed\xa0\x80"),      // a surrogate (CESU-8)
+                          std::string("\xf4\x90\x80\x80"),  // past U+10FFFF
+                          std::string("\xf5\x80\x80\x80"), std::string("\xc1\xbf")}) {
     Status st = validate_key(bad);
-    ASSERT_FALSE(st.ok());
+    ASSERT_FALSE(st.ok()) << "accepted a key that is not UTF-8";
     EXPECT_EQ(s3_code_of(st), "InvalidArgument");
+  }
+}
+
+// Whatever valid_utf8 accepts, the JSON writer (sidecars, admin answers)
+// writes without throwing; whatever it refuses, the writer would refuse.
+TEST(names_test, valid_utf8_agrees_with_the_json_writer) {
+  std::vector<std::string> samples = {"plain", "\xc2\x80", "\xdf\xbf", "\xe0\xa0\x80", "\xed\x9f\xbf",
+                                      "\xee\x80\x80", "\xef\xbf\xbf", "\xf0\x90\x80\x80", "\xf4\x8f\xbf\xbf",
+                                      "\xc0\x80", "\xc1\xbf", "\xe0\x9f\xbf", "\xed\xa0\x80", "\xed\xbf\xbf",
+                                      "\xf0\x8f\xbf\xbf", "\xf4\x90\x80\x80", "\xf8\x88\x80\x80\x80", "\xe9",
+                                      "caf\xc3\xa9", "\xe2\x82"};
+  for (unsigned b = 0x80; b <= 0xff; ++b) samples.push_back(std::string(1, static_cast<char>(b)) + "\x80\x80\x80");
+  for (auto& s : samples) {
+    bool writes = true;
+    try {
+      (void)nlohmann::json(s).dump();
+    } catch (const nlohmann::json::exception&) {
+      writes = false;
+    }
+    EXPECT_EQ(valid_utf8(s), writes) << nlohmann::json(s).dump(-1, ' ', true, nlohmann::json::error_handler_t::replace);
   }
 }
 
