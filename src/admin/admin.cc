@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "common/json_text.h"
+
 #include "s3/sigv4.h"
 
 namespace reservoir::admin {
@@ -93,7 +95,7 @@ std::string metrics_text(s3::Engine& e) {
 std::string sync_json(const persist::SyncResult& r) {
   json j{{"done", r.done}, {"pending", r.pending}, {"parked", json::array()}};
   for (auto& [k, why] : r.parked) j["parked"].push_back({{"key", k}, {"reason", why}});
-  return j.dump() + "\n";
+  return json_text(j) + "\n";
 }
 
 std::string status_json(s3::Engine& engine, const std::string& bucket, const std::string& prefix) {
@@ -114,12 +116,12 @@ std::string status_json(s3::Engine& engine, const std::string& bucket, const std
                            {"max_concurrency", m.max_concurrency}, {"oldest_dirty_ms", m.oldest_dirty_ms},
                            {"recent_persist_rate", m.recent_rate}, {"backend_latency_avg_ms", avg * 1000}});
   }
-  return j.dump() + "\n";
+  return json_text(j) + "\n";
 }
 
 std::string retry_json(const Result<uint64_t>& n) {
-  if (!n.ok()) return json{{"error", n.status().to_string()}}.dump() + "\n";
-  return json{{"retried", *n}}.dump() + "\n";
+  if (!n.ok()) return json_text(json{{"error", n.status().to_string()}}) + "\n";
+  return json_text(json{{"retried", *n}}) + "\n";
 }
 
 std::optional<int64_t> opt_int(const Query& q, const std::string& k) {

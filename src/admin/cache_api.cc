@@ -1,7 +1,11 @@
 #include "admin/cache_api.h"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
+
+#include "common/json_text.h"
 
 namespace reservoir::admin {
 
@@ -16,7 +20,7 @@ std::pair<std::string, std::string> split_prefix(std::string p) {
 
 namespace {
 
-Reply error(int status, const std::string& msg) { return {status, json{{"error", msg}}.dump() + "\n"}; }
+Reply error(int status, const std::string& msg) { return {status, json_text(json{{"error", msg}}) + "\n"}; }
 
 int status_of(const Status& st) {
   switch (st.code()) {
@@ -47,12 +51,18 @@ Reply CacheAdmin::start_load(const std::string& prefix, int concurrency) {
     id = next_id_++;
     jobs_[id] = std::move(job);
   }
-  int n = concurrency > 0 ? concurrency : config_.cache.load_concurrency;
+  // Each loader is a thread: a bounded number, whatever the query asks.
+  constexpr int kMaxLoadConcurrency = 64;
+  int n = std::min(concurrency > 0 ? concurrency : config_.cache.load_concurrency, kMaxLoadConcurrency);
   jp->thread = std::thread([this, jp, bucket = bucket, pre = pre, n] {
-    jp->status = engine_.load(bucket, pre, n, jp->progress);
+    try {
+      jp->status = engine_.load(bucket, pre, n, jp->progress);
+    } catch (const std::exception& e) {  // a failed job, not the end of the process
+      jp->status = internal_error(std::string("load failed: ") + e.what());
+    }
     jp->progress.finished = true;
   });
-  return {200, json{{"id", id}}.dump() + "\n"};
+  return {200, json_text(json{{"id", id}}) + "\n"};
 }
 
 Reply CacheAdmin::job(const std::string& id) {
@@ -82,7 +92,7 @@ Reply CacheAdmin::job(const std::string& id) {
     if (!p.first_error.empty()) out["first_error"] = p.first_error;
   }
   if (finished && !j.status.ok()) out["error"] = j.status.to_string();
-  return {200, out.dump() + "\n"};
+  return {200, json_text(out) + "\n"};
 }
 
 Reply CacheAdmin::free(const std::string& prefix) {
@@ -95,7 +105,7 @@ Reply CacheAdmin::free(const std::string& prefix) {
            {"refused_dirty", r->refused_dirty},
            {"refused_pinned", r->refused_pinned},
            {"refused", r->refused_keys}};
-  return {200, out.dump() + "\n"};
+  return {200, json_text(out) + "\n"};
 }
 
 Reply CacheAdmin::set_rule(const std::string& prefix, std::optional<bool> pin, std::optional<int64_t> ttl_ms,
@@ -128,7 +138,7 @@ Reply CacheAdmin::rules() {
     if (r.ttl_action) j["ttl_action"] = ttl_action_name(*r.ttl_action);
     out.push_back(j);
   }
-  return {200, json{{"rules", out}}.dump() + "\n"};
+  return {200, json_text(json{{"rules", out}}) + "\n"};
 }
 
 Reply CacheAdmin::stat(const std::string& path) {

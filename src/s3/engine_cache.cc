@@ -1,6 +1,8 @@
 // Cache management: load, free, stat, runtime rules (pin, ttl) and TTL sweeps.
 #include <nlohmann/json.hpp>
 
+#include "common/json_text.h"
+
 #include "common/log.h"
 #include "s3/engine.h"
 #include "s3/errors.h"
@@ -113,7 +115,7 @@ Result<std::string> Engine::stat(const std::string& bucket, const std::string& k
       j["in_under_store"] = info.ok();
       if (info.ok()) j["size"] = info->size;
     }
-    return j.dump() + "\n";
+    return json_text(j) + "\n";
   }
   const ObjectMeta& m = *cur.value();
   j["size"] = m.size;
@@ -150,7 +152,7 @@ Result<std::string> Engine::stat(const std::string& bucket, const std::string& k
   for (auto& [t, bytes] : per_tier)
     tiers.push_back({{"tier", t}, {"medium", usage[static_cast<size_t>(t)].medium}, {"bytes", bytes}});
   j["tiers"] = tiers;
-  return j.dump() + "\n";
+  return json_text(j) + "\n";
 }
 
 namespace {
@@ -201,6 +203,7 @@ Status Engine::load_rules() {
 }
 
 Status Engine::set_rule(const PolicyConfig& patch) {
+  if (!valid_utf8(patch.path)) return invalid_argument("the prefix of a rule must be UTF-8");
   static std::mutex mu;  // read-modify-write of the rule set
   std::lock_guard lk(mu);
   auto rules = ns_.runtime_rules();
@@ -218,7 +221,7 @@ Status Engine::set_rule(const PolicyConfig& patch) {
   if (patch.read_type) r->read_type = patch.read_type;
   json j = rule_to_json(*r);
   if (j.empty()) RETURN_IF_ERROR(store_.delete_rule(r->path));
-  else RETURN_IF_ERROR(store_.put_rule(r->path, j.dump()));
+  else RETURN_IF_ERROR(store_.put_rule(r->path, json_text(j)));
   ns_.set_runtime_rules(std::move(rules));
   return ok_status();
 }
