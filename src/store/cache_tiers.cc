@@ -66,12 +66,25 @@ Status CacheStore::rebuild_space() {
   std::set<uint64_t> seen;
   bool complete = true;  // every record understood: only then are orphans removed
   Status inner;
+  // Data in a tier no longer configured cannot be read (and may be dirty):
+  // refuse to start rather than lose it silently.
+  const int tiers = space_->tier_count();
+  auto missing_tier = [&](int tier) {
+    if (tier < tiers) return false;
+    inner = failed_precondition(fmt::format(
+        "the cache index holds data in tier {}, but only {} tier(s) are configured: restore that tier's "
+        "[[cache.tier]] entry (its path and data) to start",
+        tier, tiers));
+    return true;
+  };
   Status st = index_->scan("o", "p", [&](std::string_view k, std::string_view v) {
     auto m = decode_object(v);
     if (!m.ok()) {
       inner = m.status();
       return false;
     }
+    for (auto& s : m->segments)
+      if (missing_tier(s.tier)) return false;
     for (auto& s : m->segments)
       if (seen.insert(s.file_id).second) space_->add_data(s.tier, s.size);
     auto [b, key] = split_bk(k.substr(1));
@@ -88,22 +101,26 @@ Status CacheStore::rebuild_space() {
       complete = false;
       return true;
     }
+    if (missing_tier(seg->tier)) return false;
     seen.insert(seg->file_id);
     space_->add_data(seg->tier, seg->size);
     space_->track({p->bucket, p->key, p->version, static_cast<int64_t>(p->page), seg->tier, seg->size});
     return true;
   });
   RETURN_IF_ERROR(st);
+  RETURN_IF_ERROR(inner);
   st = index_->scan("p", "q", [&](std::string_view, std::string_view v) {
     auto p = decode_part(v);
     if (!p.ok()) {
       complete = false;
       return true;
     }
+    if (missing_tier(p->segment.tier)) return false;
     if (seen.insert(p->segment.file_id).second) space_->add_data(p->segment.tier, p->segment.size);
     return true;
   });
   RETURN_IF_ERROR(st);
+  RETURN_IF_ERROR(inner);
   if (complete) {
     std::lock_guard lk(sweep_mu_);
     sweep_referenced_ = std::move(seen);
@@ -125,18 +142,21 @@ void CacheStore::remove_orphans(const std::set<uint64_t>& referenced, uint64_t b
   auto orphan = [&](uint64_t id) { return id < below && !referenced.count(id); };
   uint64_t files = 0, entries = 0;
   for (int t = 0; t < files_.tiers() && !sweep_stop_; ++t) {
+    // The non-throwing forms throughout: an unreadable directory is skipped
+    // (this runs on a background thread, where a throw ends the process).
     std::error_code ec;
-    for (auto& shard : std::filesystem::directory_iterator(files_.dir(t), ec)) {
-      std::string name = shard.path().filename().string();
-      if (name.size() != 2 || !shard.is_directory()) continue;  // skips tmp/
+    for (std::filesystem::directory_iterator shard(files_.dir(t), ec), end; !ec && shard != end; shard.increment(ec)) {
+      std::string name = shard->path().filename().string();
+      std::error_code ec1;
+      if (name.size() != 2 || !shard->is_directory(ec1)) continue;  // skips tmp/
       if (sweep_stop_) break;
       std::error_code ec2;
-      for (auto& f : std::filesystem::directory_iterator(shard.path(), ec2)) {
-        std::string fn = f.path().filename().string();
+      for (std::filesystem::directory_iterator f(shard->path(), ec2); !ec2 && f != end; f.increment(ec2)) {
+        std::string fn = f->path().filename().string();
         if (fn.size() != 16 || fn.find_first_not_of("0123456789abcdef") != std::string::npos) continue;
         if (!orphan(std::stoull(fn, nullptr, 16))) continue;
         std::error_code ec3;
-        if (std::filesystem::remove(f.path(), ec3)) ++files;
+        if (std::filesystem::remove(f->path(), ec3)) ++files;
       }
     }
   }

@@ -42,6 +42,17 @@ class TieredStore {
   }
   CacheStore& s() { return *store_; }
   std::set<std::string> pinned_;
+  // Opens again with the last tier taken out of the configuration.
+  Status reopen_without_last_tier() {
+    store_.reset();
+    opts_.tiers.pop_back();
+    auto idx = open_rocks_index(dir_.path() + "/index");
+    if (!idx.ok()) return idx.status();
+    auto s = CacheStore::open(opts_, std::move(idx.value()));
+    if (!s.ok()) return s.status();
+    store_ = std::move(s.value());
+    return ok_status();
+  }
 
   ObjectMeta put(const std::string& key, const std::string& data, PersistState state, bool clean_file = true) {
     auto f = store_->new_file(true, data.size(), clean_file);
@@ -275,6 +286,20 @@ TEST(cache_tiers_test, concurrent_moves_of_one_object_keep_its_bytes) {
     EXPECT_EQ(t.used(0), data.size()) << round;
     EXPECT_EQ(t.used(1), 0u) << round;
   }
+}
+
+// An operator removes a tier that still holds data: the store refuses to
+// open and says which tier, instead of reading out of bounds at start-up.
+TEST(cache_tiers_test, data_in_a_tier_no_longer_configured_stops_the_open) {
+  TieredStore t(0, 0);
+  std::string data = blob(64 * KiB, 'q');
+  ObjectMeta m = t.put("obj", data, PersistState::persisted);
+  CacheUnit u{"b", "obj", m.version, -1, 0, data.size()};
+  auto r = t.s().move_unit(u, 1);
+  ASSERT_TRUE(r.ok() && *r);
+  Status st = t.reopen_without_last_tier();
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("tier 1"), std::string::npos) << st.to_string();
 }
 
 TEST(cache_tiers_test, the_evictor_demotes_clean_data_to_the_next_tier) {
