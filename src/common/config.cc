@@ -359,8 +359,10 @@ Status finalize_config(Config& c) {
     if (m.path.find('/', 1) != std::string::npos)
       return invalid_argument(fmt::format("mount[{}].path '{}': mounts are '/' or '/<bucket>'", i, m.path));
     if (m.ufs.empty()) return invalid_argument(fmt::format("mount[{}].ufs is required", i));
-    if (m.persist.concurrency < 1) return invalid_argument(fmt::format("mount[{}].persist.concurrency must be >= 1", i));
-    if (m.part_size < (5ull << 20)) return invalid_argument(fmt::format("mount[{}].part_size must be at least 5MiB", i));
+    if (m.persist.concurrency < 1 || m.persist.concurrency > 1024)
+      return invalid_argument(fmt::format("mount[{}].persist.concurrency must be between 1 and 1024", i));
+    if (m.part_size < (5ull << 20) || m.part_size > (5ull << 30))
+      return invalid_argument(fmt::format("mount[{}].part_size must be between 5MiB and 5GiB (S3's part size limits)", i));
     if (m.replicas < 1) return invalid_argument(fmt::format("mount[{}].replicas must be >= 1", i));
   }
   for (size_t i = 0; i < c.policies.size(); ++i)

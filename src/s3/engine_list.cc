@@ -71,6 +71,8 @@ class UfsCursor {
       if (cacheable) cache_.put(m_.id, gen, base_ + prefix_, from, page_);
     }
     pos_ = 0;
+    // Only names under the base (an under store that answers more is ignored).
+    std::erase_if(page_.entries, [&](const ufs::ObjectInfo& e) { return e.path.compare(0, base_.size(), base_) != 0; });
     for (auto& e : page_.entries) e.path = e.path.substr(base_.size());
     if (!page_.truncated) done_ = true;
     if (!page_.entries.empty()) after_ = page_.entries.back().path;

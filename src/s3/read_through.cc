@@ -140,7 +140,11 @@ void ReadThrough::worker() {
       job = std::move(queue_.front());
       queue_.pop_front();
     }
-    job();
+    try {
+      job();  // fetch runs fail their own flights; a store job's page was published already
+    } catch (const std::exception& e) {
+      LOG_ERROR("read-through job failed: {}", e.what());
+    }
   }
 }
 
@@ -298,6 +302,15 @@ ReadThrough::Run ReadThrough::adopt(const PagedObject& obj, uint64_t first, std:
 }
 
 void ReadThrough::fetch_run(const PagedObject& obj, const Run& run, std::shared_ptr<ufs::Source> given) {
+  try {
+    fetch_pages(obj, run, std::move(given));
+  } catch (const std::exception& e) {  // on a fetch worker, a throw would end the process
+    LOG_ERROR("fetching {}/{} failed: {}", obj.bucket, obj.key, e.what());
+    for (auto& [page, flight] : run) finish(obj, page, flight, internal_error(std::string("fetch failed: ") + e.what()), nullptr);
+  }
+}
+
+void ReadThrough::fetch_pages(const PagedObject& obj, const Run& run, std::shared_ptr<ufs::Source> given) {
   uint64_t off = run.front().first * obj.page_size;
   uint64_t end = std::min(obj.size, (run.back().first + 1) * obj.page_size);
   size_t done = 0;

@@ -108,7 +108,10 @@ class ReadThrough {
   Run claim_run(const PagedObject& obj, uint64_t first, uint64_t to);
   // Fetches the run with one ranged GET, or from `src` when given (opened at
   // the run's first page).
+  // Fetches a run's pages; an exception fails the flights it left open
+  // (readers waiting on them must not wait forever).
   void fetch_run(const PagedObject& obj, const Run& run, std::shared_ptr<ufs::Source> src = nullptr);
+  void fetch_pages(const PagedObject& obj, const Run& run, std::shared_ptr<ufs::Source> src);
   // Writes a fetched page into the cache, then ends its flight.
   void store_page(const PagedObject& obj, uint64_t page, const std::shared_ptr<Flight>& flight,
                   const std::shared_ptr<const std::string>& bytes);

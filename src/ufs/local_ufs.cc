@@ -343,7 +343,19 @@ class LocalUfs : public UnderStore {
           info.headers = j.value("headers", std::map<std::string, std::string>{});
           info.user_meta = j.value("user_meta", std::map<std::string, std::string>{});
           info.tags = j.value("tags", std::vector<std::pair<std::string, std::string>>{});
-          return;
+          // A sidecar written by someone else may hold what no HTTP header
+          // can (a line break would split the response): such values go.
+          auto header_safe = [](const std::string& v) {
+            return std::none_of(v.begin(), v.end(), [](char ch) {
+              auto c = static_cast<unsigned char>(ch);
+              return (c < 0x20 && c != '\t') || c == 0x7f;
+            });
+          };
+          if (!header_safe(info.etag)) info.etag.clear();
+          if (!header_safe(info.content_type)) info.content_type.clear();
+          std::erase_if(info.headers, [&](const auto& kv) { return !header_safe(kv.first) || !header_safe(kv.second); });
+          std::erase_if(info.user_meta, [&](const auto& kv) { return !header_safe(kv.first) || !header_safe(kv.second); });
+          if (!info.etag.empty()) return;
         }
       } catch (const std::exception&) {
       }

@@ -230,6 +230,7 @@ class S3Ufs : public UnderStore {
     if (doc.load_buffer(body.data(), body.size()))
       for (auto c : doc.child("ListBucketResult").children("CommonPrefixes")) {
         std::string p = c.child_value("Prefix");
+        if (p.compare(0, o_.prefix.size(), o_.prefix) != 0) continue;  // not ours: ignored
         p = p.substr(o_.prefix.size());
         if (!p.empty() && p.back() == '/') p.pop_back();
         out.push_back(p);

@@ -4,6 +4,7 @@ still be up and answering, and nothing stored may have changed."""
 
 import base64
 import hashlib
+import json
 import http.client
 import socket
 import struct
@@ -490,4 +491,43 @@ def test_admin_query_that_is_not_utf8_leaves_the_server_up(server, sentinel):
     bucket, check = sentinel
     status, body = server.admin("GET", "/admin/v1/persist-status?prefix=" + bucket + "%2F%FF")
     assert status in (200, 400, 500), (status, body[:300])
+    check()
+
+
+@pytest.mark.reservoir_only
+@pytest.mark.parametrize("tail", ["%ED%A0%80", "%C0%80", "%F4%90%80%80"],
+                         ids=["surrogate", "overlong-nul", "past-u10ffff"])
+def test_keys_that_are_not_strict_utf8_are_refused(server, sentinel, tail):
+    """Java's modified UTF-8 and CESU-8 produce these; the JSON writer of sidecars and
+    admin answers refuses them, so the S3 door refuses them first."""
+    bucket, check = sentinel
+    r = raw_request(server.endpoint, "PUT", f"/{bucket}/k{tail}", body=b"x")
+    assert r.status == 400 and r.error_code == "InvalidArgument", (r.status, r.body[:300])
+    check()
+
+
+@pytest.mark.reservoir_only
+def test_admin_rule_with_a_prefix_that_is_not_utf8_is_refused(server, sentinel):
+    bucket, check = sentinel
+    status, body = server.admin("POST", f"/admin/v1/pin?prefix={bucket}/%FF")
+    assert status == 400, (status, body[:300])
+    status, body = server.admin("GET", "/admin/v1/rules")  # still answers: nothing stored
+    assert status == 200, (status, body[:300])
+    check()
+
+
+@pytest.mark.reservoir_only
+def test_admin_load_with_a_huge_concurrency_is_bounded(server, s3, sentinel):
+    bucket, check = sentinel
+    status, body = server.admin("POST", f"/admin/v1/load?prefix={bucket}/&concurrency=100000")
+    assert status == 200, (status, body[:300])
+    job = json.loads(body)["id"]
+    deadline = time.time() + 30
+    while True:
+        status, body = server.admin("GET", f"/admin/v1/jobs?id={job}")
+        assert status == 200, (status, body[:300])
+        if json.loads(body).get("finished"):
+            break
+        assert time.time() < deadline, body[:300]
+        time.sleep(0.2)
     check()

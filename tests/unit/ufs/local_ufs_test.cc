@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <set>
 #include <string>
 #include <vector>
@@ -177,6 +178,28 @@ TEST_F(local_ufs_test, foreign_file_without_sidecar_gets_stable_etag) {
   ASSERT_TRUE(h2.ok());
   EXPECT_EQ(h1->etag, h2->etag);
   EXPECT_EQ(list("bkt/"), (Paths{"bkt/foreign.txt"}));
+}
+
+// A sidecar written by someone else with a line break in a header value:
+// the value would split the response head, so it is not passed on.
+TEST_F(local_ufs_test, sidecar_values_that_no_header_can_hold_are_dropped) {
+  {
+    std::ofstream f(root() + "/bkt/foreign.txt", std::ios::binary);
+    f << "abc";
+  }
+  std::filesystem::create_directories(root() + "/.reservoir-meta/bkt");
+  {
+    std::ofstream f(root() + "/.reservoir-meta/bkt/foreign.txt", std::ios::binary);
+    f << R"({"size": 3, "etag": "e1", "content_type": "text/plain\r\nSet-Cookie: x=1",)"
+      << R"( "headers": {"cache-control": "no-cache", "content-disposition": "a\nb"},)"
+      << R"( "user_meta": {"ok": "fine", "bad": "x\r\ny"}})";
+  }
+  auto h = ufs_->head("bkt/foreign.txt");
+  ASSERT_TRUE(h.ok()) << h.status().to_string();
+  EXPECT_EQ(h->etag, "e1");
+  EXPECT_EQ(h->content_type, "");
+  EXPECT_EQ(h->headers, (std::map<std::string, std::string>{{"cache-control", "no-cache"}}));
+  EXPECT_EQ(h->user_meta, (std::map<std::string, std::string>{{"ok", "fine"}}));
 }
 
 TEST_F(local_ufs_test, list_is_in_byte_order_across_directories) {
