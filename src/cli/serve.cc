@@ -140,6 +140,7 @@ int serve(Config config) {
     if (e) return;
     LOG_INFO("signal {}: draining (up to {} ms)", sig, config.server.drain_timeout.count());
     server.begin_drain();
+    persister.stop_waiting();  // a waiting sync barrier answers now (done: false), within the drain
     drain_then_stop(ioc, server, std::chrono::steady_clock::now() + config.server.drain_timeout);
   });
 

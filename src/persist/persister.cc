@@ -333,7 +333,7 @@ SyncResult Persister::sync(const std::string& bucket, const std::string& prefix,
       }
       return res;
     }
-    if (Clock::now() >= deadline) return res;
+    if (Clock::now() >= deadline || closing_) return res;
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
 }

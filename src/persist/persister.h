@@ -76,6 +76,9 @@ class Persister {
   Status start();
   // Stops the workers; in-flight uploads finish first.
   void stop();
+  // Waiting sync() calls answer now with what is still pending (the server
+  // is stopping: a barrier must not hold the shutdown for its timeout).
+  void stop_waiting() { closing_ = true; }
 
   // A dirty version of bucket/key was committed.
   void enqueue(const std::string& bucket, const std::string& key);
@@ -110,6 +113,7 @@ class Persister {
   ns::Namespace& ns_;
   std::vector<std::unique_ptr<Queue>> queues_;
   std::atomic<bool> stopping_{false};  // read by the workers of every queue
+  std::atomic<bool> closing_{false};   // sync() stops waiting
 };
 
 }  // namespace reservoir::persist

@@ -3,9 +3,15 @@ x-reservoir-persist-state header, the admin sync barrier, held-back persistence
 (read/list-after-write, tombstones hiding under-store objects), through,
 cache-through and transient modes, per-prefix policies, and restart."""
 
+import json
+import socket
+import threading
+import time
+import urllib.request
+
 import pytest
 
-from conftest import (MiB, PERSIST_STATES, delete_bucket_quietly, expect_error, md5_hex,
+from conftest import (SECRET_KEY, MiB, PERSIST_STATES, delete_bucket_quietly, expect_error, md5_hex,
                       multipart_etag, persist_state, quote_key, rand_bytes, raw_request,
                       unique_bucket_name)
 
@@ -439,3 +445,47 @@ def test_sigterm_is_graceful(reservoir_factory):
     assert c.get_object(Bucket=b, Key="k")["Body"].read() == b"before stop"
     srv.sync(b + "/")
     assert srv.ufs_path(b, "k").read_bytes() == b"before stop"
+
+
+def test_stop_does_not_wait_for_a_sync_barrier(reservoir_factory):
+    """SIGTERM while an admin sync barrier waits (up to its timeout, an hour by default)
+    for a write its under store cannot take: the barrier answers at once with the write
+    still pending, the server stops, and the write is still there, dirty, after the
+    restart. (It used to hold the shutdown: the process had to be killed.)"""
+    with socket.socket() as s:  # a port nothing listens on: the S3 backend is down
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    srv = reservoir_factory(mounts=[{"path": "/", "ufs": "s3://gone/p", "endpoint": f"http://127.0.0.1:{dead}",
+                                     "access_key": "k", "secret_key": "s"}],
+                            server_options={"drain_timeout": "2s"})
+    s3 = srv.client()
+    s3.create_bucket(Bucket="waits")
+    s3.put_object(Bucket="waits", Key="k", Body=b"kept")
+    answered = []
+
+    def barrier():
+        req = urllib.request.Request(srv.admin_endpoint + "/admin/v1/sync?prefix=waits/&wait=true&timeout=3600",
+                                     data=b"", method="POST",
+                                     headers={"Authorization": f"Bearer {SECRET_KEY}"})
+        try:
+            with urllib.request.urlopen(req, timeout=120) as r:
+                answered.append((r.status, json.loads(r.read())))
+        except Exception as e:  # noqa: BLE001 - the server may close it while stopping
+            answered.append(repr(e))
+
+    t = threading.Thread(target=barrier)
+    t.start()
+    time.sleep(1.0)
+    start = time.monotonic()
+    code = srv.stop(timeout=60)
+    took = time.monotonic() - start
+    t.join(60)
+    assert code == 0, (code, srv.log_tail())
+    assert took < 20, f"stopping took {took:.1f}s with a sync barrier waiting"
+    # the barrier answered before the stop, with the write still pending
+    assert len(answered) == 1 and answered[0][0] == 200, answered
+    assert answered[0][1]["done"] is False and answered[0][1]["pending"] == 1, answered
+    srv.start()
+    got = srv.client().get_object(Bucket="waits", Key="k")
+    assert got["Body"].read() == b"kept"
+    assert persist_state(got) in UNPERSISTED
