@@ -35,6 +35,7 @@ int status_of(const Status& st) {
 
 CacheAdmin::~CacheAdmin() {
   std::lock_guard lk(mu_);
+  for (auto& [id, j] : jobs_) j->progress.cancel = true;  // stopping: loads end after their objects under way
   for (auto& [id, j] : jobs_)
     if (j->thread.joinable()) j->thread.join();
 }

@@ -77,6 +77,7 @@ struct ListResult {
 struct LoadProgress {
   std::atomic<uint64_t> objects_total{0}, objects_done{0}, bytes_total{0}, bytes_done{0}, errors{0};
   std::atomic<bool> listed{false}, finished{false};
+  std::atomic<bool> cancel{false};  // set by the owner: the load stops after the objects under way
   std::mutex mu;
   std::string first_error;
 };

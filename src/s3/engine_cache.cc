@@ -21,6 +21,7 @@ Status Engine::load(const std::string& bucket, const std::string& prefix, int co
   ListRequest req;
   req.prefix = prefix;
   for (;;) {
+    if (p.cancel) return aborted("the load was cancelled");
     auto page = list(bucket, req);
     if (!page.ok()) return page.status();
     for (auto& e : page->contents) {
@@ -34,7 +35,7 @@ Status Engine::load(const std::string& bucket, const std::string& prefix, int co
   p.listed = true;
   std::atomic<size_t> next{0};
   auto work = [&] {
-    for (size_t i = next++; i < keys.size(); i = next++) {
+    for (size_t i = next++; i < keys.size() && !p.cancel; i = next++) {
       const auto& [key, size] = keys[i];
       Status st;
       auto h = open_object(bucket, key);
@@ -63,7 +64,7 @@ Status Engine::load(const std::string& bucket, const std::string& prefix, int co
   for (int i = 1; i < std::max(1, concurrency); ++i) threads.emplace_back(work);
   work();
   for (auto& t : threads) t.join();
-  return ok_status();
+  return p.cancel ? aborted("the load was cancelled") : ok_status();
 }
 
 Result<FreeResult> Engine::free(const std::string& bucket, const std::string& prefix) {
