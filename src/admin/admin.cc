@@ -4,7 +4,6 @@
 #include <nlohmann/json.hpp>
 
 #include "common/json_text.h"
-
 #include "s3/sigv4.h"
 
 namespace reservoir::admin {

@@ -82,11 +82,15 @@ std::invoke_result_t<F&> job_result(F& f) {
 template <typename F>
 auto run_blocking(asio::thread_pool& pool, F fn) {
   using R = std::invoke_result_t<F>;
-  if constexpr (std::is_default_constructible_v<R>) {
-    return asio::async_initiate<decltype(asio::use_awaitable), void(std::exception_ptr, R)>(
-        [&pool](auto handler, F f) {
-          auto ex = asio::get_associated_executor(handler);
-          asio::post(pool, [f = std::move(f), h = std::move(handler), ex]() mutable {
+  constexpr bool rethrow = std::is_default_constructible_v<R>;
+  static_assert(rethrow || std::is_constructible_v<R, Status>,
+                "run_blocking: fn must return a default-constructible type or a Result");
+  using Signature = std::conditional_t<rethrow, void(std::exception_ptr, R), void(R)>;
+  return asio::async_initiate<decltype(asio::use_awaitable), Signature>(
+      [&pool](auto handler, F f) {
+        auto ex = asio::get_associated_executor(handler);
+        asio::post(pool, [f = std::move(f), h = std::move(handler), ex]() mutable {
+          if constexpr (rethrow) {
             std::exception_ptr e;
             R r{};
             try {
@@ -95,21 +99,13 @@ auto run_blocking(asio::thread_pool& pool, F fn) {
               e = std::current_exception();
             }
             asio::post(ex, [h = std::move(h), e, r = std::move(r)]() mutable { std::move(h)(e, std::move(r)); });
-          });
-        },
-        asio::use_awaitable, std::move(fn));
-  } else {
-    static_assert(std::is_constructible_v<R, Status>, "run_blocking: fn must return a default-constructible type or a Result");
-    return asio::async_initiate<decltype(asio::use_awaitable), void(R)>(
-        [&pool](auto handler, F f) {
-          auto ex = asio::get_associated_executor(handler);
-          asio::post(pool, [f = std::move(f), h = std::move(handler), ex]() mutable {
+          } else {
             R r = job_result(f);
             asio::post(ex, [h = std::move(h), r = std::move(r)]() mutable { std::move(h)(std::move(r)); });
-          });
-        },
-        asio::use_awaitable, std::move(fn));
-  }
+          }
+        });
+      },
+      asio::use_awaitable, std::move(fn));
 }
 
 // One piece of blocking work started on the pool while the coroutine that
@@ -134,7 +130,6 @@ class PendingJob {
     started_ = true;
   }
   bool started() const { return started_; }
-
 
   auto wait() {
     started_ = false;

@@ -2,7 +2,6 @@
 #include <nlohmann/json.hpp>
 
 #include "common/json_text.h"
-
 #include "common/log.h"
 #include "s3/engine.h"
 #include "s3/errors.h"

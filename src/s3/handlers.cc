@@ -444,10 +444,9 @@ Result<ObjectAttrs> attrs_from_headers(const http::Request& req) {
   }
   // Kept as text (a file:// under store's sidecar is JSON): bytes that are
   // not UTF-8 (e.g. Latin-1 sent raw) are refused, not stored mangled.
-  auto text = [](const std::string& v) { return valid_utf8(v); };
-  bool all_text = text(a.content_type);
-  for (auto& [k, v] : a.headers) all_text = all_text && text(v);
-  for (auto& [k, v] : a.user_meta) all_text = all_text && text(k) && text(v);
+  bool all_text = valid_utf8(a.content_type);
+  for (auto& [k, v] : a.headers) all_text = all_text && valid_utf8(v);
+  for (auto& [k, v] : a.user_meta) all_text = all_text && valid_utf8(k) && valid_utf8(v);
   if (!all_text)
     return s3_error("InvalidArgument", "Metadata and content headers must be UTF-8 text (encode other bytes, e.g. as RFC 2047 or URL-encoded)");
   size_t meta_size = 0;

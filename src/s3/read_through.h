@@ -107,9 +107,8 @@ class ReadThrough {
   // missing) up to `to`, stopping at the first page cached or in flight.
   Run claim_run(const PagedObject& obj, uint64_t first, uint64_t to);
   // Fetches the run with one ranged GET, or from `src` when given (opened at
-  // the run's first page).
-  // Fetches a run's pages; an exception fails the flights it left open
-  // (readers waiting on them must not wait forever).
+  // the run's first page). An exception fails the run's flights (readers
+  // waiting on them must not wait forever); fetch_pages does the work.
   void fetch_run(const PagedObject& obj, const Run& run, std::shared_ptr<ufs::Source> src = nullptr);
   void fetch_pages(const PagedObject& obj, const Run& run, std::shared_ptr<ufs::Source> src);
   // Writes a fetched page into the cache, then ends its flight.

@@ -83,10 +83,10 @@ Status CacheStore::rebuild_space() {
       inner = m.status();
       return false;
     }
-    for (auto& s : m->segments)
+    for (auto& s : m->segments) {
       if (missing_tier(s.tier)) return false;
-    for (auto& s : m->segments)
       if (seen.insert(s.file_id).second) space_->add_data(s.tier, s.size);
+    }
     auto [b, key] = split_bk(k.substr(1));
     account(b, nullptr, &*m);
     track_object(b, key, *m);

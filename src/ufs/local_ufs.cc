@@ -18,6 +18,7 @@
 
 #include "common/fileio.h"
 #include "common/hash.h"
+#include "common/json_text.h"
 
 namespace reservoir::ufs {
 
@@ -321,7 +322,7 @@ class LocalUfs : public UnderStore {
       std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
       // Never throws: text that is not UTF-8 (refused at the S3 door, but
       // possible in records of older versions) is stored with U+FFFD.
-      f << meta_to_json(m).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+      f << json_text(meta_to_json(m));
       if (!f) return io_error("cannot write metadata sidecar for " + path);
     }
     if (::rename(tmp.c_str(), mp.c_str()) != 0) {
