@@ -19,6 +19,7 @@
 #include "s3/engine.h"
 #include "s3/handlers.h"
 #include "store/cache_store.h"
+#include "store/journal_index.h"
 
 namespace reservoir::cli {
 
@@ -50,10 +51,21 @@ int serve(Config config) {
     LOG_ERROR("cannot create data_dir {}: {}", config.server.data_dir, ec.message());
     return 1;
   }
-  auto index = store::open_rocks_index(config.server.data_dir + "/index");
+  // Synced index writes go through the journal (with durability "none" only
+  // to apply one left by an earlier run), so RocksDB needs no log of its own.
+  std::string journal = config.server.data_dir + "/index.journal";
+  bool journaled = config.server.durability == Durability::fsync || std::filesystem::exists(journal);
+  auto index = store::open_rocks_index(config.server.data_dir + "/index", !journaled);
   if (!index.ok()) {
     LOG_ERROR("{}", index.status().to_string());
     return 1;
+  }
+  if (journaled) {
+    index = store::open_journaled_index(std::move(index.value()), journal, config.server.index_journal_bytes);
+    if (!index.ok()) {
+      LOG_ERROR("{}", index.status().to_string());
+      return 1;
+    }
   }
   store::StoreOptions sopts;
   sopts.tiers = config.tiers;

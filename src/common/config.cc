@@ -259,6 +259,7 @@ Result<Config> parse_config(std::string_view text, std::string_view origin) {
     r.integer("max_connections", c.server.max_connections);
     r.size("max_header_bytes", c.server.max_header_bytes);
     r.size("inline_max_bytes", c.server.inline_max_bytes);
+    r.size("index_journal_bytes", c.server.index_journal_bytes);
     r.duration("header_timeout", c.server.header_timeout);
     r.duration("idle_timeout", c.server.idle_timeout);
     r.duration("drain_timeout", c.server.drain_timeout);
@@ -269,6 +270,8 @@ Result<Config> parse_config(std::string_view text, std::string_view origin) {
     else if (!dur.empty() && dur != "fsync")
       return invalid_argument("server.durability must be \"fsync\" or \"none\"");
     RETURN_IF_ERROR(r.status());
+    if (c.server.index_journal_bytes < (1ull << 20) || c.server.index_journal_bytes > (4ull << 30))
+      return invalid_argument("server.index_journal_bytes must be 1MiB to 4GiB");
   }
   if (auto* a = root["auth"].as_table()) {
     Reader r(*a, "auth");

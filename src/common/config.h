@@ -48,6 +48,7 @@ struct ServerConfig {
   std::chrono::milliseconds drain_timeout{10'000};   // graceful drain on SIGTERM
   Durability durability = Durability::fsync;
   uint64_t inline_max_bytes = 64 * 1024;  // objects up to this size live in the index, not in files
+  uint64_t index_journal_bytes = 32ull << 20;  // ring file that makes synced index writes durable
   std::string log_level = "info";
 };
 

@@ -35,7 +35,9 @@ class KvIndex {
                       const std::function<bool(std::string_view, std::string_view)>& fn) = 0;
 };
 
-Result<std::unique_ptr<KvIndex>> open_rocks_index(const std::string& dir);
+// wal = false: no write-ahead log; sync() (and a synced write) flushes the
+// memtable to a table file. For use behind the index journal only.
+Result<std::unique_ptr<KvIndex>> open_rocks_index(const std::string& dir, bool wal = true);
 std::unique_ptr<KvIndex> make_memory_index();
 // For crash tests: a new memory index holding what a power loss would leave
 // of `index` (made by make_memory_index): every synced write and all writes

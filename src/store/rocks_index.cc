@@ -17,7 +17,7 @@ Status rocks_status(const rocksdb::Status& s, const char* what) {
 
 class RocksIndex : public KvIndex {
  public:
-  explicit RocksIndex(std::unique_ptr<rocksdb::DB> db) : db_(std::move(db)) {}
+  RocksIndex(std::unique_ptr<rocksdb::DB> db, bool wal) : db_(std::move(db)), wal_(wal) {}
 
   Result<std::optional<std::string>> get(std::string_view key) override {
     std::string v;
@@ -34,11 +34,18 @@ class RocksIndex : public KvIndex {
       else wb.Delete(k);
     }
     rocksdb::WriteOptions wo;
-    wo.sync = sync;
-    return rocks_status(db_->Write(wo, &wb), "index write");
+    wo.sync = sync && wal_;
+    wo.disableWAL = !wal_;
+    RETURN_IF_ERROR(rocks_status(db_->Write(wo, &wb), "index write"));
+    return sync && !wal_ ? this->sync() : ok_status();
   }
 
-  Status sync() override { return rocks_status(db_->SyncWAL(), "index sync"); }
+  Status sync() override {
+    if (wal_) return rocks_status(db_->SyncWAL(), "index sync");
+    rocksdb::FlushOptions fo;
+    fo.allow_write_stall = true;
+    return rocks_status(db_->Flush(fo), "index flush");
+  }
 
   Status scan(std::string_view start, std::string_view end,
               const std::function<bool(std::string_view, std::string_view)>& fn) override {
@@ -56,17 +63,22 @@ class RocksIndex : public KvIndex {
 
  private:
   std::unique_ptr<rocksdb::DB> db_;
+  const bool wal_;
 };
 
 }  // namespace
 
-Result<std::unique_ptr<KvIndex>> open_rocks_index(const std::string& dir) {
+Result<std::unique_ptr<KvIndex>> open_rocks_index(const std::string& dir, bool wal) {
   rocksdb::Options opts;
   opts.create_if_missing = true;
   opts.IncreaseParallelism(2);
   opts.OptimizeLevelStyleCompaction(64 << 20);
   opts.max_open_files = 512;
   opts.keep_log_file_num = 4;
+  // Writes are synced through the index journal (journal_index.h), which
+  // syncs this log before its ring wraps: write it back as it grows, so that
+  // sync is short.
+  opts.wal_bytes_per_sync = 1 << 20;
   // Few cores: writers waiting for the group commit sleep rather than spin.
   opts.enable_write_thread_adaptive_yield = false;
   rocksdb::BlockBasedTableOptions t;
@@ -77,7 +89,7 @@ Result<std::unique_ptr<KvIndex>> open_rocks_index(const std::string& dir) {
   rocksdb::DB* raw = nullptr;
   auto s = rocksdb::DB::Open(opts, dir, &raw);
   if (!s.ok()) return rocks_status(s, "open index");
-  return std::unique_ptr<KvIndex>(std::make_unique<RocksIndex>(std::unique_ptr<rocksdb::DB>(raw)));
+  return std::unique_ptr<KvIndex>(std::make_unique<RocksIndex>(std::unique_ptr<rocksdb::DB>(raw), wal));
 }
 
 }  // namespace reservoir::store

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "common/hash.h"
+#include "store/journal_index.h"
 
 namespace reservoir::store {
 namespace {
@@ -21,30 +22,37 @@ using testing_util::TempDir;
 bool exists(const std::string& p) { return ::access(p.c_str(), F_OK) == 0; }
 
 // Which index the parameterised tests run on.
-enum class IndexKind { rocks, memory };
+// journaled: RocksDB without its write-ahead log, behind the index journal
+// (as `reservoir serve` opens it with durability "fsync").
+enum class IndexKind { rocks, journaled, memory };
 
 std::string kind_name(const testing::TestParamInfo<IndexKind>& i) {
-  return i.param == IndexKind::rocks ? "rocks" : "memory";
+  return i.param == IndexKind::rocks ? "rocks" : i.param == IndexKind::journaled ? "journaled" : "memory";
 }
 
 class StoreFixture {
  public:
   // inline_max 0: every object in a file of its own (the file-level tests
   // below look at the files); the inline tests pass a threshold.
-  explicit StoreFixture(IndexKind kind = IndexKind::rocks, size_t inline_max = 0)
+  explicit StoreFixture(IndexKind kind = IndexKind::journaled, size_t inline_max = 0)
       : kind_(kind), inline_max_(inline_max) {
     reopen();
   }
 
   // Destroys the store (closing its index) and opens it again on the same
-  // directories. Only meaningful for the RocksDB index.
+  // directories. Only meaningful for the RocksDB indexes.
   void reopen() {
     store_.reset();
     std::unique_ptr<KvIndex> index;
-    if (kind_ == IndexKind::rocks) {
-      auto idx = open_rocks_index(dir_.path() + "/index");
+    if (kind_ != IndexKind::memory) {
+      auto idx = open_rocks_index(dir_.path() + "/index", kind_ == IndexKind::rocks);
       ASSERT_TRUE(idx.ok()) << idx.status().to_string();
       index = std::move(idx.value());
+      if (kind_ == IndexKind::journaled) {
+        idx = open_journaled_index(std::move(index), dir_.path() + "/index.journal", 1 << 20);
+        ASSERT_TRUE(idx.ok()) << idx.status().to_string();
+        index = std::move(idx.value());
+      }
     } else {
       index = make_memory_index();
     }
@@ -228,7 +236,7 @@ TEST_P(cache_store_basic_test, multi_segment_object_reads_across_segments) {
   EXPECT_EQ(f.read("bkt", "mp"), "first-part|second-part|third");
 }
 
-INSTANTIATE_TEST_SUITE_P(indexes, cache_store_basic_test, testing::Values(IndexKind::rocks, IndexKind::memory),
+INSTANTIATE_TEST_SUITE_P(indexes, cache_store_basic_test, testing::Values(IndexKind::rocks, IndexKind::journaled, IndexKind::memory),
                          kind_name);
 
 // --- RocksDB-backed store: durability across reopen ---

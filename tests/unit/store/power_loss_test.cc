@@ -9,6 +9,7 @@
 
 #include "common/hash.h"
 #include "store/cache_store.h"
+#include "store/journal_index.h"
 #include "test_util.h"
 
 namespace reservoir::store {
@@ -18,7 +19,9 @@ using testing_util::TempDir;
 
 class PowerLoss {
  public:
-  PowerLoss() { open(make_memory_index()); }
+  // journaled: the memory index behind the index journal, as in production
+  // (a power loss then also loses the ring's records after its last sync).
+  explicit PowerLoss(bool journaled) : journaled_(journaled) { open(make_memory_index()); }
 
   CacheStore& s() { return *store_; }
 
@@ -55,9 +58,19 @@ class PowerLoss {
   // The machine loses power: the store restarts on what the index made
   // durable, over the same cache directory.
   void power_loss() {
-    auto survivor = memory_index_after_power_loss(*index_);
+    JournalPosition pos = journaled_ ? journal_position(*index_) : JournalPosition{};
+    auto survivor = memory_index_after_power_loss(*inner_);
     ASSERT_NE(survivor, nullptr);
     store_.reset();
+    if (journaled_) {
+      ASSERT_LE(pos.synced, pos.head);
+      std::string zeros(pos.head - pos.synced, '\0');
+      FILE* f = std::fopen(journal_path().c_str(), "r+b");
+      ASSERT_NE(f, nullptr);
+      std::fseek(f, static_cast<long>(pos.synced), SEEK_SET);
+      std::fwrite(zeros.data(), 1, zeros.size(), f);
+      std::fclose(f);
+    }
     open(std::move(survivor));
   }
 
@@ -87,21 +100,37 @@ class PowerLoss {
   }
 
  private:
-  void open(std::unique_ptr<KvIndex> index) {
+  std::string journal_path() const { return dir_.path() + "/journal"; }
+
+  void open(std::unique_ptr<KvIndex> inner) {
+    inner_ = inner.get();
+    std::unique_ptr<KvIndex> index = std::move(inner);
+    if (journaled_) {
+      auto j = open_journaled_index(std::move(index), journal_path(), 1 << 20);
+      ASSERT_TRUE(j.ok()) << j.status().to_string();
+      index = std::move(j.value());
+    }
     index_ = index.get();
     auto s = CacheStore::open(dir_.path() + "/cache", std::move(index), /*durable=*/true, 64 * 1024);
     ASSERT_TRUE(s.ok()) << s.status().to_string();
     store_ = std::move(s.value());
   }
 
+  bool journaled_;
   TempDir dir_;
+  KvIndex* inner_ = nullptr;  // the memory index (behind the journal, if any)
   KvIndex* index_ = nullptr;
   std::unique_ptr<CacheStore> store_;
 };
 
-TEST(power_loss_test, an_acknowledged_put_survives) {
+class power_loss_test : public testing::TestWithParam<bool> {};
+
+INSTANTIATE_TEST_SUITE_P(indexes, power_loss_test, testing::Values(false, true),
+                         [](const testing::TestParamInfo<bool>& i) { return i.param ? "journaled" : "memory"; });
+
+TEST_P(power_loss_test, an_acknowledged_put_survives) {
   for (bool in_index : {true, false}) {
-    PowerLoss t;
+    PowerLoss t(GetParam());
     std::string data(in_index ? 1000 : 100 * 1024, in_index ? 's' : 'f');
     t.put("k", data, in_index);
     t.power_loss();
@@ -110,9 +139,9 @@ TEST(power_loss_test, an_acknowledged_put_survives) {
   }
 }
 
-TEST(power_loss_test, a_lost_persisted_mark_leaves_the_object_dirty_and_readable) {
+TEST_P(power_loss_test, a_lost_persisted_mark_leaves_the_object_dirty_and_readable) {
   for (bool in_index : {true, false}) {
-    PowerLoss t;
+    PowerLoss t(GetParam());
     std::string data(in_index ? 1000 : 100 * 1024, 'p');
     ObjectMeta m = t.put("k", data, in_index);
     t.upload(m, "k");
@@ -126,8 +155,8 @@ TEST(power_loss_test, a_lost_persisted_mark_leaves_the_object_dirty_and_readable
   }
 }
 
-TEST(power_loss_test, a_later_synced_write_keeps_an_earlier_persisted_mark) {
-  PowerLoss t;
+TEST_P(power_loss_test, a_later_synced_write_keeps_an_earlier_persisted_mark) {
+  PowerLoss t(GetParam());
   ObjectMeta a = t.put("a", "first", true);
   t.upload(a, "a");
   t.put("b", "second", true);  // synced: everything before it is durable too
@@ -139,9 +168,9 @@ TEST(power_loss_test, a_later_synced_write_keeps_an_earlier_persisted_mark) {
   EXPECT_EQ(t.read("b"), "second");
 }
 
-TEST(power_loss_test, eviction_after_an_unsynced_persisted_mark_never_leaves_a_record_without_data) {
+TEST_P(power_loss_test, eviction_after_an_unsynced_persisted_mark_never_leaves_a_record_without_data) {
   for (bool in_index : {true, false}) {
-    PowerLoss t;
+    PowerLoss t(GetParam());
     std::string data(in_index ? 1000 : 100 * 1024, 'e');
     ObjectMeta m = t.put("k", data, in_index);
     t.upload(m, "k");
@@ -155,8 +184,8 @@ TEST(power_loss_test, eviction_after_an_unsynced_persisted_mark_never_leaves_a_r
   }
 }
 
-TEST(power_loss_test, a_parked_mark_is_durable_on_its_own) {
-  PowerLoss t;
+TEST_P(power_loss_test, a_parked_mark_is_durable_on_its_own) {
+  PowerLoss t(GetParam());
   ObjectMeta m = t.put("k", "parked", true);
   t.upload(m, "k", PersistState::parked);
   t.power_loss();
@@ -165,8 +194,8 @@ TEST(power_loss_test, a_parked_mark_is_durable_on_its_own) {
   EXPECT_EQ(t.read("k"), "parked");
 }
 
-TEST(power_loss_test, a_retried_parked_object_is_not_parked_again_after_a_power_loss) {
-  PowerLoss t;
+TEST_P(power_loss_test, a_retried_parked_object_is_not_parked_again_after_a_power_loss) {
+  PowerLoss t(GetParam());
   ObjectMeta m = t.put("k", "retried", true);
   t.upload(m, "k", PersistState::parked);
   t.set_state(m, "k", PersistState::dirty);  // an admin's retry
@@ -178,9 +207,9 @@ TEST(power_loss_test, a_retried_parked_object_is_not_parked_again_after_a_power_
   EXPECT_EQ(t.read("k"), "retried");
 }
 
-TEST(power_loss_test, marks_before_an_index_sync_survive) {
+TEST_P(power_loss_test, marks_before_an_index_sync_survive) {
   // What the sync barrier does before it answers "done".
-  PowerLoss t;
+  PowerLoss t(GetParam());
   ObjectMeta m = t.put("k", "synced", true);
   t.upload(m, "k");
   ASSERT_TRUE(t.s().sync_index().ok());
@@ -190,8 +219,8 @@ TEST(power_loss_test, marks_before_an_index_sync_survive) {
   EXPECT_FALSE(t.dirty("k"));
 }
 
-TEST(power_loss_test, data_of_a_lost_commit_is_swept_after_the_restart) {
-  PowerLoss t;
+TEST_P(power_loss_test, data_of_a_lost_commit_is_swept_after_the_restart) {
+  PowerLoss t(GetParam());
   t.put("kept", "kept", true);
   // A small object's data written unsynced before its record (as parts and
   // write-through uploads do), then the power goes before the record.

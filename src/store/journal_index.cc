@@ -1,0 +1,507 @@
+#include "store/journal_index.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <charconv>
+#include <condition_variable>
+#include <cstring>
+#include <filesystem>
+#include <future>
+#include <mutex>
+#include <random>
+
+#include "common/fileio.h"
+#include "common/hash.h"
+#include "common/log.h"
+
+namespace reservoir::store {
+
+namespace {
+
+// The header block: magic, ring size, salt, start offset, start sequence, CRC32C.
+constexpr char kMagic[8] = {'R', 'S', 'V', 'J', 'R', 'N', '0', '1'};
+constexpr uint64_t kHeaderBlock = 4096;
+constexpr size_t kHeaderBytes = 8 + 4 * 8 + 4;
+// A record: u32 payload length, u32 CRC32C, u64 sequence, payload, padding to 8.
+// The CRC covers the ring's current salt, the sequence, the length and the
+// payload: bytes of an earlier lap (object data included) never pass for a
+// record of this one.
+constexpr size_t kRecordHead = 16;
+
+void put_u32(std::string& s, uint32_t v) { s.append(reinterpret_cast<const char*>(&v), 4); }
+void put_u64(std::string& s, uint64_t v) { s.append(reinterpret_cast<const char*>(&v), 8); }
+uint32_t get_u32(const char* p) {
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+uint64_t get_u64(const char* p) {
+  uint64_t v;
+  std::memcpy(&v, p, 8);
+  return v;
+}
+
+struct Header {
+  uint64_t bytes = 0, salt = 0, start = 0, start_seq = 0;
+};
+
+std::string encode_header(const Header& h) {
+  std::string s(kMagic, sizeof kMagic);
+  put_u64(s, h.bytes);
+  put_u64(s, h.salt);
+  put_u64(s, h.start);
+  put_u64(s, h.start_seq);
+  put_u32(s, crc32c(s));
+  s.resize(kHeaderBlock, '\0');
+  return s;
+}
+
+std::optional<Header> decode_header(const std::string& s) {
+  if (s.size() < kHeaderBytes || std::memcmp(s.data(), kMagic, sizeof kMagic) != 0) return std::nullopt;
+  if (crc32c(std::string_view(s.data(), kHeaderBytes - 4)) != get_u32(s.data() + kHeaderBytes - 4)) return std::nullopt;
+  Header h;
+  h.bytes = get_u64(s.data() + 8);
+  h.salt = get_u64(s.data() + 16);
+  h.start = get_u64(s.data() + 24);
+  h.start_seq = get_u64(s.data() + 32);
+  return h;
+}
+
+uint32_t record_crc(uint64_t salt, uint64_t seq, std::string_view payload) {
+  std::string head;
+  put_u64(head, salt);
+  put_u64(head, seq);
+  put_u32(head, static_cast<uint32_t>(payload.size()));
+  return crc32c_extend(crc32c(head), payload.data(), payload.size());
+}
+
+std::string encode_payload(const KvBatch& batch) {
+  std::string payload;
+  size_t n = 4;
+  for (auto& [k, v] : batch.ops) n += 9 + k.size() + (v ? v->size() : 0);
+  payload.reserve(n);
+  put_u32(payload, static_cast<uint32_t>(batch.ops.size()));
+  for (auto& [k, v] : batch.ops) {
+    payload.push_back(v ? 'P' : 'D');
+    put_u32(payload, static_cast<uint32_t>(k.size()));
+    payload += k;
+    if (v) {
+      put_u32(payload, static_cast<uint32_t>(v->size()));
+      payload += *v;
+    }
+  }
+  return payload;
+}
+
+uint64_t record_size(size_t payload) { return (kRecordHead + payload + 7) / 8 * 8; }
+
+std::string encode_record(uint64_t salt, uint64_t seq, const std::string& payload) {
+  std::string rec;
+  rec.reserve(record_size(payload.size()));
+  put_u32(rec, static_cast<uint32_t>(payload.size()));
+  put_u32(rec, record_crc(salt, seq, payload));
+  put_u64(rec, seq);
+  rec += payload;
+  rec.resize(record_size(payload.size()), '\0');
+  return rec;
+}
+
+std::optional<KvBatch> decode_payload(std::string_view p) {
+  auto take = [&](size_t n) -> std::optional<std::string_view> {
+    if (p.size() < n) return std::nullopt;
+    auto r = p.substr(0, n);
+    p.remove_prefix(n);
+    return r;
+  };
+  auto u32 = [&]() -> std::optional<uint32_t> {
+    auto r = take(4);
+    if (!r) return std::nullopt;
+    return get_u32(r->data());
+  };
+  auto count = u32();
+  if (!count) return std::nullopt;
+  KvBatch b;
+  for (uint32_t i = 0; i < *count; ++i) {
+    auto kind = take(1);
+    auto klen = u32();
+    if (!kind || !klen) return std::nullopt;
+    auto key = take(*klen);
+    if (!key) return std::nullopt;
+    if ((*kind)[0] == 'D') {
+      b.del(std::string(*key));
+      continue;
+    }
+    auto vlen = u32();
+    if (!vlen) return std::nullopt;
+    auto val = take(*vlen);
+    if (!val) return std::nullopt;
+    b.put(std::string(*key), std::string(*val));
+  }
+  if (!p.empty()) return std::nullopt;
+  return b;
+}
+
+Status pwrite_fully(int fd, const std::string& data, uint64_t off) {
+  size_t done = 0;
+  while (done < data.size()) {
+    ssize_t n = ::pwrite(fd, data.data() + done, data.size() - done, static_cast<off_t>(off + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return errno_status("write index journal", n < 0 ? errno : EIO);
+    done += static_cast<size_t>(n);
+  }
+  return ok_status();
+}
+
+bool pread_fully(int fd, char* buf, size_t n, uint64_t off) {
+  size_t done = 0;
+  while (done < n) {
+    ssize_t r = ::pread(fd, buf + done, n - done, static_cast<off_t>(off + done));
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return false;
+    done += static_cast<size_t>(r);
+  }
+  return true;
+}
+
+uint64_t random_salt() {
+  std::random_device rd;
+  return (static_cast<uint64_t>(rd()) << 32) ^ rd();
+}
+
+KvBatch with_seq(KvBatch b, uint64_t seq) {
+  b.put(kJournalSeqKey, std::to_string(seq));
+  return b;
+}
+
+// The ring's two halves: [kHeaderBlock, mid) and [mid, end). Records never
+// straddle them; the chain of records continues from the end of one half at
+// the start of the other.
+struct Layout {
+  uint64_t mid, end;
+  explicit Layout(uint64_t bytes) {
+    uint64_t half = (bytes - kHeaderBlock) / 2 / kHeaderBlock * kHeaderBlock;
+    mid = kHeaderBlock + half;
+    end = mid + half;
+  }
+  uint64_t half_end(uint64_t off) const { return off < mid ? mid : end; }
+  uint64_t other_half(uint64_t off) const { return off < mid ? mid : kHeaderBlock; }
+};
+
+class JournalIndex : public KvIndex {
+ public:
+  JournalIndex(std::unique_ptr<KvIndex> inner, int fd, uint64_t bytes, uint64_t next_seq)
+      : inner_(std::move(inner)), fd_(fd), bytes_(bytes), layout_(bytes), max_record_((layout_.mid - kHeaderBlock) / 2),
+        next_seq_(next_seq), durable_seq_(next_seq - 1) {}
+  ~JournalIndex() override {
+    if (flush_.valid()) (void)flush_.get();
+    ::close(fd_);
+  }
+
+  // The first half starts (at open), after the inner index is synced.
+  Status start() {
+    std::lock_guard lk(mu_);
+    RETURN_IF_ERROR(inner_->sync());
+    salt_ = random_salt();
+    return restart_at(kHeaderBlock);
+  }
+
+  Result<std::optional<std::string>> get(std::string_view key) override { return inner_->get(key); }
+  Status scan(std::string_view start, std::string_view end,
+              const std::function<bool(std::string_view, std::string_view)>& fn) override {
+    return inner_->scan(start, end, fn);
+  }
+
+  Status write(const KvBatch& batch, bool sync) override {
+    uint64_t seq = 0;
+    {
+      std::lock_guard lk(mu_);
+      seq = next_seq_;
+      if (broken_) return write_through(batch, sync);
+      std::string payload = encode_payload(batch);
+      uint64_t size = record_size(payload.size());
+      bool fits = size <= max_record_;
+      if (fits && head_ + size > layout_.half_end(head_)) {
+        Status st = next_half();
+        if (!st.ok()) {
+          (void)break_journal(st);
+          return write_through(batch, sync);
+        }
+      }
+      RETURN_IF_ERROR(inner_->write(with_seq(batch, seq), false));
+      ++next_seq_;
+      Status st;
+      if (!fits) {
+        // Too large for the ring: made durable by the inner index itself;
+        // the chain starts again after it.
+        st = inner_->sync();
+        if (st.ok()) st = restart_at(head_);
+      } else {
+        st = pwrite_fully(fd_, encode_record(salt_, seq, payload), head_);
+        if (st.ok()) {
+          head_ += size;
+          written_head_.store(head_, std::memory_order_release);
+          written_seq_.store(seq, std::memory_order_release);
+        }
+      }
+      if (!st.ok()) return break_journal(st);
+    }
+    return sync ? wait_durable(seq) : ok_status();
+  }
+
+  Status sync() override {
+    uint64_t seq;
+    {
+      std::lock_guard lk(mu_);
+      seq = next_seq_ - 1;
+    }
+    return wait_durable(seq);
+  }
+
+  JournalPosition position() {
+    std::lock_guard lk(mu_);
+    std::lock_guard sl(sync_mu_);
+    return {synced_head_, head_};
+  }
+
+ private:
+  // mu_ held: the ring is synced up to `head` (after a header write).
+  void set_synced_head(uint64_t head) {
+    written_head_.store(head, std::memory_order_release);
+    std::lock_guard sl(sync_mu_);
+    synced_head_ = head;
+  }
+
+  // mu_ held. The write goes to the inner index alone (the ring is broken).
+  Status write_through(const KvBatch& batch, bool sync) {
+    RETURN_IF_ERROR(inner_->write(with_seq(batch, next_seq_), sync));
+    ++next_seq_;
+    return ok_status();
+  }
+
+  // mu_ held. Writes the header: the chain starts at (off, seq); fdatasync
+  // (which makes every record written so far durable too).
+  Status write_header(uint64_t off, uint64_t seq) {
+    RETURN_IF_ERROR(pwrite_fully(fd_, encode_header({bytes_, salt_, off, seq}), 0));
+    if (::fdatasync(fd_) != 0) return errno_status("sync index journal", errno);
+    std::lock_guard sl(sync_mu_);
+    durable_seq_ = std::max(durable_seq_, next_seq_ - 1);
+    sync_cv_.notify_all();
+    return ok_status();
+  }
+
+  // mu_ held, every write so far durable in the inner index: the chain
+  // starts again at `off`.
+  Status restart_at(uint64_t off) {
+    RETURN_IF_ERROR(write_header(off, next_seq_));
+    head_ = off;
+    half_start_ = off;
+    set_synced_head(off);
+    half_start_seq_ = next_seq_;
+    return ok_status();
+  }
+
+  // mu_ held. From the current half to the other one, which the flush
+  // started on entering the current half made free: its records are
+  // durable in the inner index. The header then points at the current
+  // half's first record, and a flush of everything so far starts in the
+  // background (for the next change of half).
+  Status next_half() {
+    if (flush_.valid()) RETURN_IF_ERROR(flush_.get());
+    RETURN_IF_ERROR(write_header(half_start_, half_start_seq_));
+    head_ = layout_.other_half(head_);
+    half_start_ = head_;
+    set_synced_head(head_);
+    half_start_seq_ = next_seq_;
+    flush_ = std::async(std::launch::async, [this] { return inner_->sync(); });
+    return ok_status();
+  }
+
+  // mu_ held. The ring failed: from now on writes go to the inner index
+  // alone (synced when asked). The writes so far are made durable there.
+  Status break_journal(const Status& why) {
+    LOG_ERROR("index journal: {}; synced writes go to the index's own log from now on", why.to_string());
+    broken_ = true;
+    Status st = inner_->sync();
+    if (!st.ok()) return why;
+    std::lock_guard sl(sync_mu_);
+    durable_seq_ = std::max(durable_seq_, next_seq_ - 1);
+    sync_cv_.notify_all();
+    return ok_status();
+  }
+
+  // Group commit: one waiter fdatasyncs the ring for every record written so
+  // far; the others wait for it.
+  Status wait_durable(uint64_t seq) {
+    std::unique_lock l(sync_mu_);
+    for (;;) {
+      if (durable_seq_ >= seq) return ok_status();
+      if (broken_) {
+        l.unlock();
+        return inner_->sync();
+      }
+      if (syncing_) {
+        sync_cv_.wait(l);
+        continue;
+      }
+      syncing_ = true;
+      uint64_t target = written_seq_.load(std::memory_order_acquire);
+      uint64_t target_head = written_head_.load(std::memory_order_acquire);
+      l.unlock();
+      int rc = ::fdatasync(fd_);
+      int err = errno;
+      l.lock();
+      syncing_ = false;
+      if (rc == 0) {
+        durable_seq_ = std::max(durable_seq_, target);
+        if (target_head >= synced_head_ && layout_.half_end(target_head) == layout_.half_end(synced_head_))
+          synced_head_ = target_head;
+      } else {
+        LOG_ERROR("index journal: {}; synced writes go to the index's own log from now on",
+                  errno_status("sync", err).to_string());
+        broken_ = true;
+      }
+      sync_cv_.notify_all();
+    }
+  }
+
+  std::unique_ptr<KvIndex> inner_;
+  const int fd_;
+  const uint64_t bytes_;
+  const Layout layout_;
+  const uint64_t max_record_;
+
+  std::mutex mu_;  // order: mu_, then sync_mu_
+  uint64_t next_seq_;
+  uint64_t salt_ = 0;
+  uint64_t head_ = kHeaderBlock;
+  uint64_t half_start_ = kHeaderBlock, half_start_seq_ = 0;
+  std::future<Status> flush_;  // the inner index's sync since entering this half
+  std::atomic<uint64_t> written_seq_{0};
+  std::atomic<uint64_t> written_head_{kHeaderBlock};
+  std::atomic<bool> broken_{false};
+
+  std::mutex sync_mu_;
+  std::condition_variable sync_cv_;
+  uint64_t durable_seq_;
+  uint64_t synced_head_ = kHeaderBlock;  // for tests: where unsynced records begin
+  bool syncing_ = false;
+};
+
+Result<uint64_t> applied_seq(KvIndex& inner) {
+  ASSIGN_OR_RETURN(auto v, inner.get(kJournalSeqKey));
+  uint64_t seq = 0;
+  if (v && std::from_chars(v->data(), v->data() + v->size(), seq).ec != std::errc())
+    return internal_error("index journal: bad sequence number in the index");
+  return seq;
+}
+
+// Applies the ring's records after `applied` to `inner`, following the chain
+// from the header's start (on to the other half where one half's records
+// end). Returns the last sequence number the chain holds (or start_seq - 1).
+Result<uint64_t> replay(int fd, const Header& h, KvIndex& inner, uint64_t applied, uint64_t& replayed) {
+  Layout layout(h.bytes);
+  uint64_t off = h.start, expect = h.start_seq;
+  bool jumped = false;
+  std::string buf;
+  auto record_at = [&](uint64_t at) -> std::optional<KvBatch> {
+    char head[kRecordHead];
+    if (at + kRecordHead > layout.half_end(at) || !pread_fully(fd, head, kRecordHead, at)) return std::nullopt;
+    uint32_t len = get_u32(head);
+    if (get_u64(head + 8) != expect || len > layout.half_end(at) - at - kRecordHead) return std::nullopt;
+    buf.resize(len);
+    if (!pread_fully(fd, buf.data(), len, at + kRecordHead)) return std::nullopt;
+    if (record_crc(h.salt, expect, buf) != get_u32(head + 4)) return std::nullopt;
+    return decode_payload(buf);
+  };
+  if (off < kHeaderBlock || off >= layout.end) return expect - 1;
+  for (;;) {
+    auto batch = record_at(off);
+    if (!batch) {
+      if (jumped) break;
+      off = layout.other_half(off);
+      jumped = true;
+      continue;
+    }
+    if (expect > applied) {
+      RETURN_IF_ERROR(inner.write(with_seq(std::move(*batch), expect), false));
+      ++replayed;
+    }
+    ++expect;
+    off += record_size(buf.size());
+    jumped = false;
+  }
+  return expect - 1;
+}
+
+Status zero_fill(int fd, uint64_t bytes) {
+  if (::ftruncate(fd, 0) != 0) return errno_status("truncate index journal", errno);
+  std::string zeros(1 << 20, '\0');
+  for (uint64_t off = 0; off < bytes; off += zeros.size()) {
+    size_t n = static_cast<size_t>(std::min<uint64_t>(zeros.size(), bytes - off));
+    RETURN_IF_ERROR(write_fully(fd, zeros.data(), n, "index journal"));
+  }
+  if (::fdatasync(fd) != 0) return errno_status("sync index journal", errno);
+  return ok_status();
+}
+
+}  // namespace
+
+Result<std::unique_ptr<KvIndex>> open_journaled_index(std::unique_ptr<KvIndex> inner, const std::string& path,
+                                                      uint64_t bytes, JournalOpenInfo* info) {
+  bytes = bytes / kHeaderBlock * kHeaderBlock;
+  if (bytes < kMinJournalBytes) return invalid_argument("index journal: at least 1 MiB");
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return errno_status("open index journal " + path, errno);
+  auto fail = [&](Status st) -> Result<std::unique_ptr<KvIndex>> {
+    ::close(fd);
+    return st;
+  };
+  struct stat sb {};
+  if (::fstat(fd, &sb) != 0) return fail(errno_status("stat index journal", errno));
+  uint64_t file_bytes = static_cast<uint64_t>(sb.st_size);
+  auto applied = applied_seq(*inner);
+  if (!applied.ok()) return fail(applied.status());
+  uint64_t last = applied.value();
+
+  std::string hb(kHeaderBlock, '\0');
+  std::optional<Header> h;
+  if (file_bytes >= kHeaderBlock && pread_fully(fd, hb.data(), hb.size(), 0)) h = decode_header(hb);
+  if (h && h->bytes == file_bytes) {
+    ::posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED);
+    if (h->start_seq > applied.value() + 1)
+      LOG_WARN("index journal starts at write {} but the index holds writes up to {} only", h->start_seq,
+               applied.value());
+    uint64_t replayed = 0;
+    auto end = replay(fd, *h, *inner, applied.value(), replayed);
+    if (!end.ok()) return fail(end.status());
+    last = std::max(last, end.value());
+    if (replayed > 0) {
+      Status st = inner->sync();
+      if (!st.ok()) return fail(st);
+      LOG_INFO("index journal: {} writes applied again to the index (up to write {})", replayed, last);
+    }
+    if (info) info->replayed = replayed;
+  } else if (file_bytes != 0) {
+    LOG_WARN("index journal {}: no valid header, nothing to apply", path);
+  }
+  if (file_bytes != bytes) {
+    Status st = zero_fill(fd, bytes);
+    if (!st.ok()) return fail(st);
+    fsync_dir(std::filesystem::path(path).parent_path().string());
+  }
+  auto j = std::make_unique<JournalIndex>(std::move(inner), fd, bytes, last + 1);
+  RETURN_IF_ERROR(j->start());
+  return std::unique_ptr<KvIndex>(std::move(j));
+}
+
+JournalPosition journal_position(KvIndex& journaled) {
+  auto* j = dynamic_cast<JournalIndex*>(&journaled);
+  return j ? j->position() : JournalPosition{};
+}
+
+}  // namespace reservoir::store
