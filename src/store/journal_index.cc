@@ -14,6 +14,9 @@
 #include <future>
 #include <mutex>
 #include <random>
+#include <system_error>
+
+#include <fmt/format.h>
 
 #include "common/fileio.h"
 #include "common/hash.h"
@@ -23,10 +26,13 @@ namespace reservoir::store {
 
 namespace {
 
-// The header block: magic, ring size, salt, start offset, start sequence, CRC32C.
+// The header block holds two header slots, written in turn (a torn write
+// spoils only the newer one): magic, generation, ring size, salt, start
+// offset, start sequence, CRC32C.
 constexpr char kMagic[8] = {'R', 'S', 'V', 'J', 'R', 'N', '0', '1'};
 constexpr uint64_t kHeaderBlock = 4096;
-constexpr size_t kHeaderBytes = 8 + 4 * 8 + 4;
+constexpr uint64_t kHeaderSlot = 512;
+constexpr size_t kHeaderBytes = 8 + 5 * 8 + 4;
 // A record: u32 payload length, u32 CRC32C, u64 sequence, payload, padding to 8.
 // The CRC covers the ring's current salt, the sequence, the length and the
 // payload: bytes of an earlier lap (object data included) never pass for a
@@ -47,29 +53,39 @@ uint64_t get_u64(const char* p) {
 }
 
 struct Header {
-  uint64_t bytes = 0, salt = 0, start = 0, start_seq = 0;
+  uint64_t gen = 0, bytes = 0, salt = 0, start = 0, start_seq = 0;
 };
 
 std::string encode_header(const Header& h) {
   std::string s(kMagic, sizeof kMagic);
+  put_u64(s, h.gen);
   put_u64(s, h.bytes);
   put_u64(s, h.salt);
   put_u64(s, h.start);
   put_u64(s, h.start_seq);
   put_u32(s, crc32c(s));
-  s.resize(kHeaderBlock, '\0');
+  s.resize(kHeaderSlot, '\0');
   return s;
 }
 
-std::optional<Header> decode_header(const std::string& s) {
+std::optional<Header> decode_slot(std::string_view s) {
   if (s.size() < kHeaderBytes || std::memcmp(s.data(), kMagic, sizeof kMagic) != 0) return std::nullopt;
-  if (crc32c(std::string_view(s.data(), kHeaderBytes - 4)) != get_u32(s.data() + kHeaderBytes - 4)) return std::nullopt;
+  if (crc32c(s.substr(0, kHeaderBytes - 4)) != get_u32(s.data() + kHeaderBytes - 4)) return std::nullopt;
   Header h;
-  h.bytes = get_u64(s.data() + 8);
-  h.salt = get_u64(s.data() + 16);
-  h.start = get_u64(s.data() + 24);
-  h.start_seq = get_u64(s.data() + 32);
+  h.gen = get_u64(s.data() + 8);
+  h.bytes = get_u64(s.data() + 16);
+  h.salt = get_u64(s.data() + 24);
+  h.start = get_u64(s.data() + 32);
+  h.start_seq = get_u64(s.data() + 40);
   return h;
+}
+
+// The valid slot of the higher generation.
+std::optional<Header> decode_header(std::string_view block) {
+  auto a = decode_slot(block.substr(0, kHeaderSlot));
+  auto b = decode_slot(block.substr(kHeaderSlot, kHeaderSlot));
+  if (a && b) return a->gen > b->gen ? a : b;
+  return a ? a : b;
 }
 
 uint32_t record_crc(uint64_t salt, uint64_t seq, std::string_view payload) {
@@ -194,9 +210,9 @@ struct Layout {
 
 class JournalIndex : public KvIndex {
  public:
-  JournalIndex(std::unique_ptr<KvIndex> inner, int fd, uint64_t bytes, uint64_t next_seq)
+  JournalIndex(std::unique_ptr<KvIndex> inner, int fd, uint64_t bytes, uint64_t next_seq, uint64_t gen)
       : inner_(std::move(inner)), fd_(fd), bytes_(bytes), layout_(bytes), max_record_((layout_.mid - kHeaderBlock) / 2),
-        next_seq_(next_seq), durable_seq_(next_seq - 1) {}
+        next_seq_(next_seq), gen_(gen), durable_seq_(next_seq - 1) {}
   ~JournalIndex() override {
     if (flush_.valid()) (void)flush_.get();
     ::close(fd_);
@@ -225,7 +241,7 @@ class JournalIndex : public KvIndex {
       std::string payload = encode_payload(batch);
       uint64_t size = record_size(payload.size());
       bool fits = size <= max_record_;
-      if (fits && head_ + size > layout_.half_end(head_)) {
+      if (fits && head_ + size > half_end_) {
         Status st = next_half();
         if (!st.ok()) {
           (void)break_journal(st);
@@ -286,7 +302,8 @@ class JournalIndex : public KvIndex {
   // mu_ held. Writes the header: the chain starts at (off, seq); fdatasync
   // (which makes every record written so far durable too).
   Status write_header(uint64_t off, uint64_t seq) {
-    RETURN_IF_ERROR(pwrite_fully(fd_, encode_header({bytes_, salt_, off, seq}), 0));
+    ++gen_;
+    RETURN_IF_ERROR(pwrite_fully(fd_, encode_header({gen_, bytes_, salt_, off, seq}), gen_ % 2 * kHeaderSlot));
     if (::fdatasync(fd_) != 0) return errno_status("sync index journal", errno);
     std::lock_guard sl(sync_mu_);
     durable_seq_ = std::max(durable_seq_, next_seq_ - 1);
@@ -294,14 +311,21 @@ class JournalIndex : public KvIndex {
     return ok_status();
   }
 
-  // mu_ held, every write so far durable in the inner index: the chain
-  // starts again at `off`.
-  Status restart_at(uint64_t off) {
-    RETURN_IF_ERROR(write_header(off, next_seq_));
+  // mu_ held. The half where `off` is becomes the current one, from `off` on.
+  void enter_half(uint64_t off) {
     head_ = off;
     half_start_ = off;
-    set_synced_head(off);
     half_start_seq_ = next_seq_;
+    half_end_ = layout_.half_end(off);
+    set_synced_head(off);
+  }
+
+  // mu_ held, every write so far durable in the inner index: the chain
+  // starts again at `off` (at the start if `off` is the ring's end).
+  Status restart_at(uint64_t off) {
+    if (off >= layout_.end) off = kHeaderBlock;
+    RETURN_IF_ERROR(write_header(off, next_seq_));
+    enter_half(off);
     return ok_status();
   }
 
@@ -313,11 +337,13 @@ class JournalIndex : public KvIndex {
   Status next_half() {
     if (flush_.valid()) RETURN_IF_ERROR(flush_.get());
     RETURN_IF_ERROR(write_header(half_start_, half_start_seq_));
-    head_ = layout_.other_half(head_);
-    half_start_ = head_;
-    set_synced_head(head_);
-    half_start_seq_ = next_seq_;
-    flush_ = std::async(std::launch::async, [this] { return inner_->sync(); });
+    enter_half(layout_.other_half(half_start_));
+    try {
+      flush_ = std::async(std::launch::async, [this] { return inner_->sync(); });
+    } catch (const std::system_error& e) {
+      LOG_WARN("index journal: no thread for a background flush ({}), flushing now", e.what());
+      RETURN_IF_ERROR(inner_->sync());
+    }
     return ok_status();
   }
 
@@ -379,7 +405,8 @@ class JournalIndex : public KvIndex {
   uint64_t next_seq_;
   uint64_t salt_ = 0;
   uint64_t head_ = kHeaderBlock;
-  uint64_t half_start_ = kHeaderBlock, half_start_seq_ = 0;
+  uint64_t gen_;  // of the last header written
+  uint64_t half_start_ = kHeaderBlock, half_start_seq_ = 0, half_end_ = kHeaderBlock;
   std::future<Status> flush_;  // the inner index's sync since entering this half
   std::atomic<uint64_t> written_seq_{0};
   std::atomic<uint64_t> written_head_{kHeaderBlock};
@@ -470,12 +497,19 @@ Result<std::unique_ptr<KvIndex>> open_journaled_index(std::unique_ptr<KvIndex> i
 
   std::string hb(kHeaderBlock, '\0');
   std::optional<Header> h;
+  uint64_t gen = 0;
   if (file_bytes >= kHeaderBlock && pread_fully(fd, hb.data(), hb.size(), 0)) h = decode_header(hb);
   if (h && h->bytes == file_bytes) {
     ::posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED);
+    // The index lost writes it had made durable (restored or removed): the
+    // ring's records would land on a state they do not follow.
     if (h->start_seq > applied.value() + 1)
-      LOG_WARN("index journal starts at write {} but the index holds writes up to {} only", h->start_seq,
-               applied.value());
+      return fail(failed_precondition(fmt::format(
+          "index journal {} starts at write {} but the index holds writes up to {} only: the index lost "
+          "writes it had made durable (restored from a copy, or removed?). Move the journal away to start "
+          "on the index as it is.",
+          path, h->start_seq, applied.value())));
+    gen = h->gen;
     uint64_t replayed = 0;
     auto end = replay(fd, *h, *inner, applied.value(), replayed);
     if (!end.ok()) return fail(end.status());
@@ -494,7 +528,7 @@ Result<std::unique_ptr<KvIndex>> open_journaled_index(std::unique_ptr<KvIndex> i
     if (!st.ok()) return fail(st);
     fsync_dir(std::filesystem::path(path).parent_path().string());
   }
-  auto j = std::make_unique<JournalIndex>(std::move(inner), fd, bytes, last + 1);
+  auto j = std::make_unique<JournalIndex>(std::move(inner), fd, bytes, last + 1, gen);
   RETURN_IF_ERROR(j->start());
   return std::unique_ptr<KvIndex>(std::move(j));
 }

@@ -75,10 +75,6 @@ Result<std::unique_ptr<KvIndex>> open_rocks_index(const std::string& dir, bool w
   opts.OptimizeLevelStyleCompaction(64 << 20);
   opts.max_open_files = 512;
   opts.keep_log_file_num = 4;
-  // Writes are synced through the index journal (journal_index.h), which
-  // syncs this log before its ring wraps: write it back as it grows, so that
-  // sync is short.
-  opts.wal_bytes_per_sync = 1 << 20;
   // Few cores: writers waiting for the group commit sleep rather than spin.
   opts.enable_write_thread_adaptive_yield = false;
   rocksdb::BlockBasedTableOptions t;

@@ -10,6 +10,8 @@
 #include <thread>
 #include <vector>
 
+#include <fmt/format.h>
+
 #include "common/hash.h"
 #include "store/journal_index.h"
 #include "test_util.h"
@@ -84,12 +86,14 @@ class Journaled {
   std::unique_ptr<KvIndex> index_;
 };
 
-TEST(JournalIndex, PowerLossKeepsSyncedWritesAndAPrefix) {
+// Rounds of writes, each ended by a power loss. record_bytes 0: batches of
+// 1-3 puts and deletes of random sizes; otherwise one put whose record takes
+// exactly that many bytes, so records end right at the end of each half.
+void power_losses(uint64_t record_bytes) {
   TempDir dir;
   const uint64_t bytes = 1 << 20;  // a lap every few hundred writes
-  // The ring's halves: [4096, mid) and [mid, 2 * mid - 4096).
-  const uint64_t mid = 4096 + (bytes - 4096) / 2 / 4096 * 4096;
-  auto half_end = [&](uint64_t off) { return off < mid ? mid : 2 * mid - 4096; };
+  // The ring's halves: [4096, mid) and [mid, end).
+  const uint64_t mid = 4096 + (bytes - 4096) / 2 / 4096 * 4096, end = 2 * mid - 4096;
   Journaled j(dir.path() + "/journal", bytes);
   std::mt19937 rng(7);
   std::uniform_int_distribution<int> key(0, 19), len(10, 6000), pct(0, 99);
@@ -99,19 +103,24 @@ TEST(JournalIndex, PowerLossKeepsSyncedWritesAndAPrefix) {
     // digests[i]: the state after the first i writes of this round.
     std::vector<uint32_t> digests{digest(model)};
     size_t last_synced = 0;
-    uint64_t durable_off = journal_position(j.idx()).head;
+    uint64_t head = journal_position(j.idx()).head, durable_off = head;
+    uint64_t half_end = head < mid ? mid : end;  // of the half being written
     int n = 100 + pct(rng) * 5;
     for (int i = 0; i < n; ++i) {
       KvBatch b;
-      int ops = 1 + pct(rng) % 3;
+      int ops = record_bytes ? 1 : 1 + pct(rng) % 3;
       for (int o = 0; o < ops; ++o) {
-        std::string k = "k" + std::to_string(key(rng));
-        if (pct(rng) < 15) {
+        int kn = key(rng);
+        std::string k = record_bytes ? fmt::format("k{:02d}", kn) : "k" + std::to_string(kn);
+        if (!record_bytes && pct(rng) < 15) {
           b.del(k);
           model.erase(k);
         } else {
-          std::string v(static_cast<size_t>(len(rng)), static_cast<char>('a' + i % 26));
-          v += std::to_string(round) + "/" + std::to_string(i);
+          // A record: 16 bytes, then count, kind, key length, key, value length.
+          size_t vlen = record_bytes ? record_bytes - 16 - 4 - 1 - 4 - 3 - 4 : static_cast<size_t>(len(rng));
+          std::string v(vlen, static_cast<char>('a' + i % 26));
+          std::string tag = std::to_string(round) + "/" + std::to_string(i);
+          v.replace(0, std::min(tag.size(), v.size()), tag.substr(0, v.size()));
           b.put(k, v);
           model[k] = v;
         }
@@ -119,17 +128,22 @@ TEST(JournalIndex, PowerLossKeepsSyncedWritesAndAPrefix) {
       bool sync = pct(rng) < 30;
       ASSERT_TRUE(j.idx().write(b, sync).ok());
       digests.push_back(digest(model));
-      uint64_t head = journal_position(j.idx()).head;
-      // The ring went on to its other half: the change fdatasynced the ring,
-      // so only this half's records can be lost.
-      if (half_end(head) != half_end(durable_off)) durable_off = half_end(head) == mid ? 4096 : mid;
+      uint64_t prev = head;
+      head = journal_position(j.idx()).head;
+      // The writer went on to the other half (records never straddle the
+      // middle): the change fdatasynced the ring, so only records of the new
+      // half can be lost.
+      if (head < prev || (prev <= mid && head > mid)) {
+        half_end = head > mid ? end : mid;
+        durable_off = head > mid ? mid : 4096;
+      }
       if (sync) {
         last_synced = digests.size() - 1;
         durable_off = head;
       }
     }
     bool garble = round % 2 == 1;
-    auto info = j.power_loss(durable_off, half_end(durable_off), garble, rng);
+    auto info = j.power_loss(durable_off, half_end, garble, rng);
     replays += info.replayed > 0;
     State got = dump(j.idx());
     uint32_t d = digest(got);
@@ -143,6 +157,12 @@ TEST(JournalIndex, PowerLossKeepsSyncedWritesAndAPrefix) {
     model = got;
   }
   EXPECT_GT(replays, 6);  // the inner index did lose writes the ring restored
+}
+
+TEST(JournalIndex, PowerLossKeepsSyncedWritesAndAPrefix) { power_losses(0); }
+TEST(JournalIndex, PowerLossWithRecordsEndingAtTheMiddle) {
+  power_losses(64);
+  power_losses(4096);
 }
 
 TEST(JournalIndex, ConcurrentSyncedWritesAcrossLaps) {
@@ -206,6 +226,26 @@ TEST(JournalIndex, BadHeaderOpensOnTheIndexAlone) {
   EXPECT_EQ(info.replayed, 0u);
   EXPECT_EQ(dump(**j), (State{{"a", "1"}}));
   EXPECT_FALSE(open_journaled_index(make_memory_index(), dir.path() + "/small", 4096).ok());
+}
+
+// An index that lost writes it had made durable (restored from an older
+// copy) is not mixed with the ring's later records: the open fails.
+TEST(JournalIndex, IndexBehindTheRingIsRefused) {
+  TempDir dir;
+  std::string path = dir.path() + "/journal";
+  {
+    auto j = open_journaled_index(make_memory_index(), path, 1 << 20);
+    ASSERT_TRUE(j.ok());
+    for (int i = 0; i < 600; ++i) {  // 2.4 MB: the header moves on
+      KvBatch b;
+      b.put("k" + std::to_string(i % 10), std::string(4000, 'x'));
+      ASSERT_TRUE((*j)->write(b, true).ok());
+    }
+  }
+  auto again = open_journaled_index(make_memory_index(), path, 1 << 20);
+  ASSERT_FALSE(again.ok());
+  EXPECT_NE(again.status().to_string().find("the index lost writes it had made durable"), std::string::npos)
+      << again.status().to_string();
 }
 
 // RocksDB that lost the writes after a point (its directory as it was then)

@@ -1,5 +1,7 @@
 // Power loss: the index loses every write after its last synced one (the
-// memory index models a write-ahead log). Whatever survives must be a state
+// memory index models a write-ahead log; behind the index journal, it keeps
+// only what the journal's flushes made durable, and the ring loses what was
+// written after its last fdatasync). Whatever survives must be a state
 // the store can serve from: acknowledged data intact, no record pointing at
 // data that was removed, and unpersisted objects back in the dirty queue.
 #include <gtest/gtest.h>
