@@ -3,6 +3,7 @@
 // state after some prefix of the writes (never a mix).
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <filesystem>
 #include <map>
 #include <random>
@@ -226,6 +227,83 @@ TEST(JournalIndex, BadHeaderOpensOnTheIndexAlone) {
   EXPECT_EQ(info.replayed, 0u);
   EXPECT_EQ(dump(**j), (State{{"a", "1"}}));
   EXPECT_FALSE(open_journaled_index(make_memory_index(), dir.path() + "/small", 4096).ok());
+}
+
+// An inner index whose writes or syncs fail on demand.
+class FaultyIndex : public KvIndex {
+ public:
+  FaultyIndex() : inner_(make_memory_index()) {}
+  std::atomic<bool> fail_write{false}, fail_sync{false};
+  KvIndex& inner() { return *inner_; }
+
+  Result<std::optional<std::string>> get(std::string_view key) override { return inner_->get(key); }
+  Status write(const KvBatch& batch, bool sync) override {
+    if (fail_write) return io_error("injected write failure");
+    return inner_->write(batch, sync);
+  }
+  Status sync() override { return fail_sync ? io_error("injected sync failure") : inner_->sync(); }
+  Status scan(std::string_view start, std::string_view end,
+              const std::function<bool(std::string_view, std::string_view)>& fn) override {
+    return inner_->scan(start, end, fn);
+  }
+
+ private:
+  std::unique_ptr<KvIndex> inner_;
+};
+
+// A write the inner index refuses is answered with its error and leaves no
+// gap in the ring: the writes after it are still replayed.
+TEST(JournalIndex, RefusedWriteLeavesTheChainWhole) {
+  TempDir dir;
+  std::string path = dir.path() + "/journal";
+  auto faulty = std::make_unique<FaultyIndex>();
+  FaultyIndex* f = faulty.get();
+  auto j = open_journaled_index(std::move(faulty), path, 1 << 20);
+  ASSERT_TRUE(j.ok());
+  auto put = [&](const std::string& k) {
+    KvBatch b;
+    b.put(k, "v-" + k);
+    return (*j)->write(b, true);
+  };
+  ASSERT_TRUE(put("a").ok());
+  f->fail_write = true;
+  EXPECT_FALSE(put("b").ok());
+  f->fail_write = false;
+  ASSERT_TRUE(put("c").ok());
+  auto survivor = memory_index_after_power_loss(f->inner());
+  j.value().reset();
+  JournalOpenInfo info;
+  auto again = open_journaled_index(std::move(survivor), path, 1 << 20, &info);
+  ASSERT_TRUE(again.ok()) << again.status().to_string();
+  EXPECT_EQ(info.replayed, 2u);
+  EXPECT_EQ(dump(**again), (State{{"a", "v-a"}, {"c", "v-c"}}));
+}
+
+// The background flush fails: at the next change of half the ring is given
+// up, and writes go to the inner index alone, synced there. Every write that
+// was acknowledged survives a power loss.
+TEST(JournalIndex, FailedFlushGivesUpTheRingWithoutLosingWrites) {
+  TempDir dir;
+  std::string path = dir.path() + "/journal";
+  auto faulty = std::make_unique<FaultyIndex>();
+  FaultyIndex* f = faulty.get();
+  auto j = open_journaled_index(std::move(faulty), path, 1 << 20);
+  ASSERT_TRUE(j.ok());
+  f->fail_sync = true;
+  State acked;
+  for (int i = 0; i < 600; ++i) {  // 2.4 MB: several changes of half
+    KvBatch b;
+    std::string k = "k" + std::to_string(i % 40), v = std::string(4000, 'x') + std::to_string(i);
+    b.put(k, v);
+    if ((*j)->write(b, true).ok()) acked[k] = v;
+  }
+  EXPECT_GE(acked.size(), 40u);
+  auto survivor = memory_index_after_power_loss(f->inner());
+  j.value().reset();
+  auto again = open_journaled_index(std::move(survivor), path, 1 << 20);
+  ASSERT_TRUE(again.ok()) << again.status().to_string();
+  State got = dump(**again);
+  for (auto& [k, v] : acked) EXPECT_EQ(got[k], v) << k;
 }
 
 // An index that lost writes it had made durable (restored from an older
