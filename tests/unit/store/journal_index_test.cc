@@ -251,58 +251,65 @@ class FaultyIndex : public KvIndex {
   std::unique_ptr<KvIndex> inner_;
 };
 
+// A ring in front of a FaultyIndex, and its reopening after a power loss
+// (the ring kept whole).
+struct FaultyJournal {
+  TempDir dir;
+  std::string path = dir.path() + "/journal";
+  FaultyIndex* faulty = nullptr;
+  std::unique_ptr<KvIndex> j;
+
+  FaultyJournal() {
+    auto f = std::make_unique<FaultyIndex>();
+    faulty = f.get();
+    auto r = open_journaled_index(std::move(f), path, 1 << 20);
+    EXPECT_TRUE(r.ok()) << r.status().to_string();
+    j = std::move(r.value());
+  }
+  State after_power_loss(JournalOpenInfo* info = nullptr) {
+    auto survivor = memory_index_after_power_loss(faulty->inner());
+    j.reset();
+    auto again = open_journaled_index(std::move(survivor), path, 1 << 20, info);
+    EXPECT_TRUE(again.ok()) << again.status().to_string();
+    return again.ok() ? dump(**again) : State{};
+  }
+};
+
 // A write the inner index refuses is answered with its error and leaves no
 // gap in the ring: the writes after it are still replayed.
 TEST(JournalIndex, RefusedWriteLeavesTheChainWhole) {
-  TempDir dir;
-  std::string path = dir.path() + "/journal";
-  auto faulty = std::make_unique<FaultyIndex>();
-  FaultyIndex* f = faulty.get();
-  auto j = open_journaled_index(std::move(faulty), path, 1 << 20);
-  ASSERT_TRUE(j.ok());
+  FaultyJournal t;
   auto put = [&](const std::string& k) {
     KvBatch b;
     b.put(k, "v-" + k);
-    return (*j)->write(b, true);
+    return t.j->write(b, true);
   };
   ASSERT_TRUE(put("a").ok());
-  f->fail_write = true;
+  t.faulty->fail_write = true;
   EXPECT_FALSE(put("b").ok());
-  f->fail_write = false;
+  t.faulty->fail_write = false;
   ASSERT_TRUE(put("c").ok());
-  auto survivor = memory_index_after_power_loss(f->inner());
-  j.value().reset();
   JournalOpenInfo info;
-  auto again = open_journaled_index(std::move(survivor), path, 1 << 20, &info);
-  ASSERT_TRUE(again.ok()) << again.status().to_string();
+  EXPECT_EQ(t.after_power_loss(&info), (State{{"a", "v-a"}, {"c", "v-c"}}));
   EXPECT_EQ(info.replayed, 2u);
-  EXPECT_EQ(dump(**again), (State{{"a", "v-a"}, {"c", "v-c"}}));
 }
 
 // The background flush fails: at the next change of half the ring is given
 // up, and writes go to the inner index alone, synced there. Every write that
 // was acknowledged survives a power loss.
 TEST(JournalIndex, FailedFlushGivesUpTheRingWithoutLosingWrites) {
-  TempDir dir;
-  std::string path = dir.path() + "/journal";
-  auto faulty = std::make_unique<FaultyIndex>();
-  FaultyIndex* f = faulty.get();
-  auto j = open_journaled_index(std::move(faulty), path, 1 << 20);
-  ASSERT_TRUE(j.ok());
-  f->fail_sync = true;
+  FaultyJournal t;
+  t.faulty->fail_sync = true;
   State acked;
   for (int i = 0; i < 600; ++i) {  // 2.4 MB: several changes of half
     KvBatch b;
     std::string k = "k" + std::to_string(i % 40), v = std::string(4000, 'x') + std::to_string(i);
     b.put(k, v);
-    if ((*j)->write(b, true).ok()) acked[k] = v;
+    if (t.j->write(b, true).ok()) acked[k] = v;
   }
   EXPECT_GE(acked.size(), 40u);
-  auto survivor = memory_index_after_power_loss(f->inner());
-  j.value().reset();
-  auto again = open_journaled_index(std::move(survivor), path, 1 << 20);
-  ASSERT_TRUE(again.ok()) << again.status().to_string();
-  State got = dump(**again);
+  t.faulty->fail_sync = false;
+  State got = t.after_power_loss();
   for (auto& [k, v] : acked) EXPECT_EQ(got[k], v) << k;
 }
 
