@@ -26,12 +26,14 @@ namespace reservoir::store {
 
 namespace {
 
-// The header block holds two header slots, written in turn (a torn write
-// spoils only the newer one): magic, generation, ring size, salt, start
-// offset, start sequence, CRC32C.
-constexpr char kMagic[8] = {'R', 'S', 'V', 'J', 'R', 'N', '0', '1'};
-constexpr uint64_t kHeaderBlock = 4096;
-constexpr uint64_t kHeaderSlot = 512;
+// Two header slots of a page each, written in turn (a torn write spoils only
+// the newer one): magic, generation, ring size, salt, start offset, start
+// sequence, CRC32C. Records start after them.
+constexpr char kMagic[8] = {'R', 'S', 'V', 'J', 'R', 'N', '0', '2'};
+constexpr uint64_t kPage = 4096;
+constexpr uint64_t kHeaderSlot = kPage;
+constexpr uint64_t kHeaderBlock = kJournalFirstRecord;
+static_assert(kHeaderBlock == 2 * kHeaderSlot);
 constexpr size_t kHeaderBytes = 8 + 5 * 8 + 4;
 // A record: u32 payload length, u32 CRC32C, u64 sequence, payload, padding to 8.
 // The CRC covers the ring's current salt, the sequence, the length and the
@@ -86,6 +88,13 @@ std::optional<Header> decode_header(std::string_view block) {
   auto b = decode_slot(block.substr(kHeaderSlot, kHeaderSlot));
   if (a && b) return a->gen > b->gen ? a : b;
   return a ? a : b;
+}
+
+// Both slots were written (they carry the magic) and neither is valid: not
+// what a torn write leaves (it spoils one slot), so the ring is damaged.
+bool headers_damaged(std::string_view block) {
+  auto magic = [&](uint64_t at) { return std::memcmp(block.data() + at, kMagic, sizeof kMagic) == 0; };
+  return magic(0) && magic(kHeaderSlot) && !decode_header(block);
 }
 
 uint32_t record_crc(uint64_t salt, uint64_t seq, std::string_view payload) {
@@ -200,7 +209,7 @@ KvBatch with_seq(KvBatch b, uint64_t seq) {
 struct Layout {
   uint64_t mid, end;
   explicit Layout(uint64_t bytes) {
-    uint64_t half = (bytes - kHeaderBlock) / 2 / kHeaderBlock * kHeaderBlock;
+    uint64_t half = (bytes - kHeaderBlock) / 2 / kPage * kPage;
     mid = kHeaderBlock + half;
     end = mid + half;
   }
@@ -260,7 +269,7 @@ class JournalIndex : public KvIndex {
         st = pwrite_fully(fd_, encode_record(salt_, seq, payload), head_);
         if (st.ok()) {
           head_ += size;
-          written_head_.store(head_, std::memory_order_release);
+          written_pos_.store(position(epoch_, head_), std::memory_order_release);
           written_seq_.store(seq, std::memory_order_release);
         }
       }
@@ -281,16 +290,22 @@ class JournalIndex : public KvIndex {
   JournalPosition position() {
     std::lock_guard lk(mu_);
     std::lock_guard sl(sync_mu_);
-    return {synced_head_, head_};
+    return {synced_pos_ & kOffsetMask, head_};
   }
 
  private:
-  // mu_ held: the ring is synced up to `head` (after a header write).
+  // mu_ held: a new half (epoch) begins at `head`, the ring synced up to it
+  // (after a header write).
   void set_synced_head(uint64_t head) {
-    written_head_.store(head, std::memory_order_release);
+    ++epoch_;
+    written_pos_.store(position(epoch_, head), std::memory_order_release);
     std::lock_guard sl(sync_mu_);
-    synced_head_ = head;
+    synced_pos_ = position(epoch_, head);
   }
+
+  // (epoch, offset) in one word, so that a group commit reads both at once.
+  static uint64_t position(uint64_t epoch, uint64_t off) { return (epoch << 40) | off; }
+  static constexpr uint64_t kOffsetMask = (uint64_t{1} << 40) - 1;
 
   // mu_ held. The write goes to the inner index alone (the ring is broken).
   Status write_through(const KvBatch& batch, bool sync) {
@@ -376,7 +391,7 @@ class JournalIndex : public KvIndex {
       }
       syncing_ = true;
       uint64_t target = written_seq_.load(std::memory_order_acquire);
-      uint64_t target_head = written_head_.load(std::memory_order_acquire);
+      uint64_t target_pos = written_pos_.load(std::memory_order_acquire);
       l.unlock();
       int rc = ::fdatasync(fd_);
       int err = errno;
@@ -384,8 +399,8 @@ class JournalIndex : public KvIndex {
       syncing_ = false;
       if (rc == 0) {
         durable_seq_ = std::max(durable_seq_, target);
-        if (target_head >= synced_head_ && layout_.half_end(target_head) == layout_.half_end(synced_head_))
-          synced_head_ = target_head;
+        // Within the same half only (a change of half syncs on its own).
+        if (target_pos >> 40 == synced_pos_ >> 40 && target_pos > synced_pos_) synced_pos_ = target_pos;
       } else {
         LOG_ERROR("index journal: {}; synced writes go to the index's own log from now on",
                   errno_status("sync", err).to_string());
@@ -408,14 +423,15 @@ class JournalIndex : public KvIndex {
   uint64_t gen_;  // of the last header written
   uint64_t half_start_ = kHeaderBlock, half_start_seq_ = 0, half_end_ = kHeaderBlock;
   std::future<Status> flush_;  // the inner index's sync since entering this half
-  std::atomic<uint64_t> written_seq_{0};
-  std::atomic<uint64_t> written_head_{kHeaderBlock};
+  uint64_t epoch_ = 0;  // halves entered
+  std::atomic<uint64_t> written_seq_{0};  // the last record written to the ring
+  std::atomic<uint64_t> written_pos_{0};  // position(epoch_, head_) after it
   std::atomic<bool> broken_{false};
 
   std::mutex sync_mu_;
   std::condition_variable sync_cv_;
   uint64_t durable_seq_;
-  uint64_t synced_head_ = kHeaderBlock;  // for tests: where unsynced records begin
+  uint64_t synced_pos_ = 0;  // for tests: where unsynced records begin
   bool syncing_ = false;
 };
 
@@ -480,7 +496,7 @@ Status zero_fill(int fd, uint64_t bytes) {
 
 Result<std::unique_ptr<KvIndex>> open_journaled_index(std::unique_ptr<KvIndex> inner, const std::string& path,
                                                       uint64_t bytes, JournalOpenInfo* info) {
-  bytes = bytes / kHeaderBlock * kHeaderBlock;
+  bytes = bytes / kPage * kPage;
   if (bytes < kMinJournalBytes) return invalid_argument("index journal: at least 1 MiB");
   int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (fd < 0) return errno_status("open index journal " + path, errno);
@@ -498,7 +514,9 @@ Result<std::unique_ptr<KvIndex>> open_journaled_index(std::unique_ptr<KvIndex> i
   std::string hb(kHeaderBlock, '\0');
   std::optional<Header> h;
   uint64_t gen = 0;
-  if (file_bytes >= kHeaderBlock && pread_fully(fd, hb.data(), hb.size(), 0)) h = decode_header(hb);
+  bool read = file_bytes >= kHeaderBlock && pread_fully(fd, hb.data(), hb.size(), 0);
+  if (read) h = decode_header(hb);
+  if (h) gen = h->gen;  // the next header goes to the other slot
   if (h && h->bytes == file_bytes) {
     ::posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED);
     // The index lost writes it had made durable (restored or removed): the
@@ -509,7 +527,6 @@ Result<std::unique_ptr<KvIndex>> open_journaled_index(std::unique_ptr<KvIndex> i
           "writes it had made durable (restored from a copy, or removed?). Move the journal away to start "
           "on the index as it is.",
           path, h->start_seq, applied.value())));
-    gen = h->gen;
     uint64_t replayed = 0;
     auto end = replay(fd, *h, *inner, applied.value(), replayed);
     if (!end.ok()) return fail(end.status());
@@ -519,7 +536,15 @@ Result<std::unique_ptr<KvIndex>> open_journaled_index(std::unique_ptr<KvIndex> i
       if (!st.ok()) return fail(st);
       LOG_INFO("index journal: {} writes applied again to the index (up to write {})", replayed, last);
     }
-    if (info) info->replayed = replayed;
+    if (info) {
+      info->replayed = replayed;
+      info->header_gen = h->gen;
+    }
+  } else if (read && headers_damaged(hb)) {
+    return fail(failed_precondition(fmt::format(
+        "index journal {}: both of its headers are damaged, so the writes it holds cannot be found and the "
+        "index may lack acknowledged writes. Move the journal away to start on the index as it is.",
+        path)));
   } else if (file_bytes != 0) {
     LOG_WARN("index journal {}: no valid header, nothing to apply", path);
   }

@@ -29,9 +29,13 @@ namespace reservoir::store {
 
 inline constexpr const char* kJournalSeqKey = "m/journal";
 inline constexpr uint64_t kMinJournalBytes = 1 << 20;
+// The ring's layout: two header slots of 4 KiB, then records in two halves,
+// [kJournalFirstRecord, mid) and [mid, end) (for tests).
+inline constexpr uint64_t kJournalFirstRecord = 8192;
 
 struct JournalOpenInfo {
-  uint64_t replayed = 0;  // records applied again to the inner index at open
+  uint64_t replayed = 0;    // records applied again to the inner index at open
+  uint64_t header_gen = 0;  // generation of the header the ring was read from
 };
 
 // Opens (creating and zero-filling it if needed) the ring at `path` of

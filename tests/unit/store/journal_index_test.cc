@@ -93,8 +93,9 @@ class Journaled {
 void power_losses(uint64_t record_bytes) {
   TempDir dir;
   const uint64_t bytes = 1 << 20;  // a lap every few hundred writes
-  // The ring's halves: [4096, mid) and [mid, end).
-  const uint64_t mid = 4096 + (bytes - 4096) / 2 / 4096 * 4096, end = 2 * mid - 4096;
+  // The ring's halves: [first, mid) and [mid, end).
+  const uint64_t first = kJournalFirstRecord;
+  const uint64_t mid = first + (bytes - first) / 2 / 4096 * 4096, end = 2 * mid - first;
   Journaled j(dir.path() + "/journal", bytes);
   std::mt19937 rng(7);
   std::uniform_int_distribution<int> key(0, 19), len(10, 6000), pct(0, 99);
@@ -136,7 +137,7 @@ void power_losses(uint64_t record_bytes) {
       // half can be lost.
       if (head < prev || (prev <= mid && head > mid)) {
         half_end = head > mid ? end : mid;
-        durable_off = head > mid ? mid : 4096;
+        durable_off = head > mid ? mid : first;
       }
       if (sync) {
         last_synced = digests.size() - 1;
@@ -311,6 +312,99 @@ TEST(JournalIndex, FailedFlushGivesUpTheRingWithoutLosingWrites) {
   t.faulty->fail_sync = false;
   State got = t.after_power_loss();
   for (auto& [k, v] : acked) EXPECT_EQ(got[k], v) << k;
+}
+
+// A record too large for the ring when the writer is exactly at the ring's
+// end: the chain starts again at the ring's start, and the writes after it
+// are replayed.
+TEST(JournalIndex, LargeRecordAtTheRingsEnd) {
+  TempDir dir;
+  Journaled j(dir.path() + "/journal", 1 << 20);
+  std::mt19937 rng(9);
+  // 64-byte records (key "kNN", 32-byte values) fill both halves exactly.
+  const uint64_t half = ((1 << 20) - kJournalFirstRecord) / 2 / 4096 * 4096;
+  for (uint64_t i = 0; i < 2 * half / 64; ++i) {
+    KvBatch b;
+    b.put(fmt::format("k{:02d}", i % 100), fmt::format("{:032d}", i));
+    ASSERT_TRUE(j.idx().write(b, false).ok());
+  }
+  ASSERT_EQ(journal_position(j.idx()).head, kJournalFirstRecord + 2 * half);
+  KvBatch big;
+  big.put("big", std::string(300 << 10, 'b'));
+  ASSERT_TRUE(j.idx().write(big, true).ok());
+  for (int i = 0; i < 10; ++i) {
+    KvBatch b;
+    b.put("after" + std::to_string(i), "a");
+    ASSERT_TRUE(j.idx().write(b, true).ok());
+  }
+  auto pos = journal_position(j.idx());
+  EXPECT_LT(pos.head, kJournalFirstRecord + 4096);
+  j.power_loss(pos.synced, pos.head, true, rng);
+  State got = dump(j.idx());
+  EXPECT_EQ(got["big"].size(), 300u << 10);
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(got["after" + std::to_string(i)], "a") << i;
+}
+
+// A torn write of the newer header slot leaves the older one, whose chain is
+// still whole (nothing is written after a header before it is durable).
+TEST(JournalIndex, TornNewerHeaderFallsBackToTheOlder) {
+  TempDir dir;
+  std::string path = dir.path() + "/journal";
+  Journaled j(path, 1 << 20);
+  std::mt19937 rng(4);
+  for (int i = 0; i < 20; ++i) {
+    KvBatch b;
+    b.put("k" + std::to_string(i), "v" + std::to_string(i));
+    ASSERT_TRUE(j.idx().write(b, true).ok());
+  }
+  // The index lost them; the reopening applies them from the ring and then
+  // writes the next header, whose write is torn by the next power loss.
+  auto first = j.power_loss(0, 0, false, rng);
+  EXPECT_EQ(first.replayed, 20u);
+  {
+    std::string block(kJournalFirstRecord, '\0');
+    FILE* f = std::fopen(path.c_str(), "r+b");
+    ASSERT_NE(f, nullptr);
+    ASSERT_EQ(std::fread(block.data(), 1, block.size(), f), block.size());
+    // The newer slot is the one the reopening wrote: generation first + 1.
+    uint64_t newer = (first.header_gen + 1) % 2 * 4096;
+    block[newer + 20] ^= 0x5a;
+    std::rewind(f);
+    ASSERT_EQ(std::fwrite(block.data(), 1, block.size(), f), block.size());
+    std::fclose(f);
+  }
+  auto again = j.power_loss(0, 0, false, rng);
+  EXPECT_EQ(again.header_gen, first.header_gen);
+  State got = dump(j.idx());
+  ASSERT_EQ(got.size(), 20u);
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(got["k" + std::to_string(i)], "v" + std::to_string(i));
+}
+
+// Both header slots damaged (not what a torn write leaves): the open fails
+// rather than start without the ring's writes.
+TEST(JournalIndex, DamagedHeadersAreRefused) {
+  TempDir dir;
+  std::string path = dir.path() + "/journal";
+  {
+    auto j = open_journaled_index(make_memory_index(), path, 1 << 20);
+    ASSERT_TRUE(j.ok());
+    for (int i = 0; i < 600; ++i) {  // both slots written
+      KvBatch b;
+      b.put("k" + std::to_string(i % 10), std::string(4000, 'x'));
+      ASSERT_TRUE((*j)->write(b, true).ok());
+    }
+  }
+  FILE* f = std::fopen(path.c_str(), "r+b");
+  ASSERT_NE(f, nullptr);
+  for (long slot : {0L, 4096L}) {
+    std::fseek(f, slot + 20, SEEK_SET);
+    std::fputc(0x77, f);
+  }
+  std::fclose(f);
+  auto again = open_journaled_index(make_memory_index(), path, 1 << 20);
+  ASSERT_FALSE(again.ok());
+  EXPECT_NE(again.status().to_string().find("both of its headers are damaged"), std::string::npos)
+      << again.status().to_string();
 }
 
 // An index that lost writes it had made durable (restored from an older
