@@ -380,20 +380,31 @@ TEST(JournalIndex, TornNewerHeaderFallsBackToTheOlder) {
   for (int i = 0; i < 20; ++i) EXPECT_EQ(got["k" + std::to_string(i)], "v" + std::to_string(i));
 }
 
+// 600 synced writes of 4 KB through a 1 MiB ring at `path` (2.4 MB: the
+// header moves on several times, both slots written), then closed.
+void fill_ring(const std::string& path) {
+  auto j = open_journaled_index(make_memory_index(), path, 1 << 20);
+  ASSERT_TRUE(j.ok());
+  for (int i = 0; i < 600; ++i) {
+    KvBatch b;
+    b.put("k" + std::to_string(i % 10), std::string(4000, 'x'));
+    ASSERT_TRUE((*j)->write(b, true).ok());
+  }
+}
+
+// Opening the ring at `path` over an empty index fails with `why`.
+void expect_refused(const std::string& path, const std::string& why) {
+  auto again = open_journaled_index(make_memory_index(), path, 1 << 20);
+  ASSERT_FALSE(again.ok());
+  EXPECT_NE(again.status().to_string().find(why), std::string::npos) << again.status().to_string();
+}
+
 // Both header slots damaged (not what a torn write leaves): the open fails
 // rather than start without the ring's writes.
 TEST(JournalIndex, DamagedHeadersAreRefused) {
   TempDir dir;
   std::string path = dir.path() + "/journal";
-  {
-    auto j = open_journaled_index(make_memory_index(), path, 1 << 20);
-    ASSERT_TRUE(j.ok());
-    for (int i = 0; i < 600; ++i) {  // both slots written
-      KvBatch b;
-      b.put("k" + std::to_string(i % 10), std::string(4000, 'x'));
-      ASSERT_TRUE((*j)->write(b, true).ok());
-    }
-  }
+  fill_ring(path);
   FILE* f = std::fopen(path.c_str(), "r+b");
   ASSERT_NE(f, nullptr);
   for (long slot : {0L, 4096L}) {
@@ -401,10 +412,7 @@ TEST(JournalIndex, DamagedHeadersAreRefused) {
     std::fputc(0x77, f);
   }
   std::fclose(f);
-  auto again = open_journaled_index(make_memory_index(), path, 1 << 20);
-  ASSERT_FALSE(again.ok());
-  EXPECT_NE(again.status().to_string().find("both of its headers are damaged"), std::string::npos)
-      << again.status().to_string();
+  expect_refused(path, "both of its headers are damaged");
 }
 
 // An index that lost writes it had made durable (restored from an older
@@ -412,19 +420,8 @@ TEST(JournalIndex, DamagedHeadersAreRefused) {
 TEST(JournalIndex, IndexBehindTheRingIsRefused) {
   TempDir dir;
   std::string path = dir.path() + "/journal";
-  {
-    auto j = open_journaled_index(make_memory_index(), path, 1 << 20);
-    ASSERT_TRUE(j.ok());
-    for (int i = 0; i < 600; ++i) {  // 2.4 MB: the header moves on
-      KvBatch b;
-      b.put("k" + std::to_string(i % 10), std::string(4000, 'x'));
-      ASSERT_TRUE((*j)->write(b, true).ok());
-    }
-  }
-  auto again = open_journaled_index(make_memory_index(), path, 1 << 20);
-  ASSERT_FALSE(again.ok());
-  EXPECT_NE(again.status().to_string().find("the index lost writes it had made durable"), std::string::npos)
-      << again.status().to_string();
+  fill_ring(path);
+  expect_refused(path, "the index lost writes it had made durable");
 }
 
 // RocksDB that lost the writes after a point (its directory as it was then)
