@@ -26,9 +26,13 @@ def _payload(i: int) -> bytes:
     return rnd.randbytes(size)
 
 
-@pytest.mark.parametrize("delay", ["0s", "1h"], ids=["persisting", "held-back"])
-def test_kill9_during_concurrent_puts(reservoir_factory, delay):
-    srv = reservoir_factory(delay=delay, concurrency=4)
+@pytest.mark.parametrize("delay,ring", [("0s", None), ("1h", None), ("0s", "1MiB")],
+                         ids=["persisting", "held-back", "small-index-journal"])
+def test_kill9_during_concurrent_puts(reservoir_factory, delay, ring):
+    """ring: a 1 MiB index journal, so that its halves change (each with a background
+    flush of the index) many times during the PUTs and the kill."""
+    srv = reservoir_factory(delay=delay, concurrency=4,
+                            server_options={"index_journal_bytes": ring} if ring else None)
     admin = srv.client()
     bucket = unique_bucket_name("crash")
     admin.create_bucket(Bucket=bucket)
