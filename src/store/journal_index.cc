@@ -269,7 +269,7 @@ class JournalIndex : public KvIndex {
         st = pwrite_fully(fd_, encode_record(salt_, seq, payload), head_);
         if (st.ok()) {
           head_ += size;
-          written_pos_.store(position(epoch_, head_), std::memory_order_release);
+          written_pos_.store(pack_position(epoch_, head_), std::memory_order_release);
           written_seq_.store(seq, std::memory_order_release);
         }
       }
@@ -298,13 +298,13 @@ class JournalIndex : public KvIndex {
   // (after a header write).
   void set_synced_head(uint64_t head) {
     ++epoch_;
-    written_pos_.store(position(epoch_, head), std::memory_order_release);
+    written_pos_.store(pack_position(epoch_, head), std::memory_order_release);
     std::lock_guard sl(sync_mu_);
-    synced_pos_ = position(epoch_, head);
+    synced_pos_ = pack_position(epoch_, head);
   }
 
   // (epoch, offset) in one word, so that a group commit reads both at once.
-  static uint64_t position(uint64_t epoch, uint64_t off) { return (epoch << 40) | off; }
+  static uint64_t pack_position(uint64_t epoch, uint64_t off) { return (epoch << 40) | off; }
   static constexpr uint64_t kOffsetMask = (uint64_t{1} << 40) - 1;
 
   // mu_ held. The write goes to the inner index alone (the ring is broken).
@@ -425,7 +425,7 @@ class JournalIndex : public KvIndex {
   std::future<Status> flush_;  // the inner index's sync since entering this half
   uint64_t epoch_ = 0;  // halves entered
   std::atomic<uint64_t> written_seq_{0};  // the last record written to the ring
-  std::atomic<uint64_t> written_pos_{0};  // position(epoch_, head_) after it
+  std::atomic<uint64_t> written_pos_{0};  // pack_position(epoch_, head_) after it
   std::atomic<bool> broken_{false};
 
   std::mutex sync_mu_;

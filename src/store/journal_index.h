@@ -1,6 +1,6 @@
-// A journaled index: synced writes made durable by a ring file of fixed size
-// that is overwritten in place, in front of an index whose own writes are not
-// synced (RocksDB's write-ahead log).
+// A journaled index: index writes made durable by a ring file of fixed size
+// that is overwritten in place, in front of an index that keeps no log of its
+// own (RocksDB without its write-ahead log; sync() flushes its memtable).
 //
 // Why: RocksDB's log grows by appending, so each fdatasync also commits the
 // file's new size to the file system's journal (about two device flushes).
@@ -8,15 +8,17 @@
 // 0.17-0.22 ms against 0.31-0.52 ms for 10 KiB (docs/architecture.md,
 // "The index journal").
 //
-// Every write, synced or not, is applied to the inner index (unsynced, with
-// its sequence number under kJournalSeqKey in the same atomic batch) and then
+// Every write, synced or not, is applied to the inner index (with its
+// sequence number under kJournalSeqKey in the same atomic batch) and then
 // appended to the ring, in the same order. A synced write returns once the
 // ring is fdatasynced past it (group commit: one fdatasync for every write
-// waiting). Before the ring wraps, the inner index is synced and the ring's
-// header moved to the new start (a checkpoint), so the ring only ever holds
-// writes from its header's start on. At open, the inner index holds a prefix
-// of the writes (up to the sequence number it stores); the ring's records
-// after it are applied again, which restores every write that was synced.
+// waiting). The ring has two halves; before the writer enters the other half,
+// the inner index has flushed every write made before the current half
+// (started in the background when the writer entered it), and the header
+// moves to the current half's first record: the ring holds every write the
+// inner index may lack. At open, the inner index holds a prefix of the writes
+// (up to the sequence number it stores); the ring's records after it are
+// applied again, which restores every write that was synced.
 #pragma once
 
 #include <cstdint>
