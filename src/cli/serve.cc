@@ -56,16 +56,11 @@ int serve(Config config) {
   std::string journal = config.server.data_dir + "/index.journal";
   bool journaled = config.server.durability == Durability::fsync || std::filesystem::exists(journal);
   auto index = store::open_rocks_index(config.server.data_dir + "/index", !journaled);
+  if (index.ok() && journaled)
+    index = store::open_journaled_index(std::move(index.value()), journal, config.server.index_journal_bytes);
   if (!index.ok()) {
     LOG_ERROR("{}", index.status().to_string());
     return 1;
-  }
-  if (journaled) {
-    index = store::open_journaled_index(std::move(index.value()), journal, config.server.index_journal_bytes);
-    if (!index.ok()) {
-      LOG_ERROR("{}", index.status().to_string());
-      return 1;
-    }
   }
   store::StoreOptions sopts;
   sopts.tiers = config.tiers;

@@ -171,15 +171,12 @@ std::optional<KvBatch> decode_payload(std::string_view p) {
   return b;
 }
 
-Status pwrite_fully(int fd, const std::string& data, uint64_t off) {
-  size_t done = 0;
-  while (done < data.size()) {
-    ssize_t n = ::pwrite(fd, data.data() + done, data.size() - done, static_cast<off_t>(off + done));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return errno_status("write index journal", n < 0 ? errno : EIO);
-    done += static_cast<size_t>(n);
-  }
-  return ok_status();
+Status write_at(int fd, const std::string& data, uint64_t off) {
+  return pwrite_fully(fd, data.data(), data.size(), off, "index journal");
+}
+
+void log_given_up(const Status& why) {
+  LOG_ERROR("index journal: {}; synced writes go to the index's own log from now on", why.to_string());
 }
 
 bool pread_fully(int fd, char* buf, size_t n, uint64_t off) {
@@ -266,7 +263,7 @@ class JournalIndex : public KvIndex {
         st = inner_->sync();
         if (st.ok()) st = restart_at(head_);
       } else {
-        st = pwrite_fully(fd_, encode_record(salt_, seq, payload), head_);
+        st = write_at(fd_, encode_record(salt_, seq, payload), head_);
         if (st.ok()) {
           head_ += size;
           written_pos_.store(pack_position(epoch_, head_), std::memory_order_release);
@@ -318,12 +315,17 @@ class JournalIndex : public KvIndex {
   // (which makes every record written so far durable too).
   Status write_header(uint64_t off, uint64_t seq) {
     ++gen_;
-    RETURN_IF_ERROR(pwrite_fully(fd_, encode_header({gen_, bytes_, salt_, off, seq}), gen_ % 2 * kHeaderSlot));
+    RETURN_IF_ERROR(write_at(fd_, encode_header({gen_, bytes_, salt_, off, seq}), gen_ % 2 * kHeaderSlot));
     if (::fdatasync(fd_) != 0) return errno_status("sync index journal", errno);
+    all_durable();
+    return ok_status();
+  }
+
+  // mu_ held: every write so far is durable (in the ring or the inner index).
+  void all_durable() {
     std::lock_guard sl(sync_mu_);
     durable_seq_ = std::max(durable_seq_, next_seq_ - 1);
     sync_cv_.notify_all();
-    return ok_status();
   }
 
   // mu_ held. The half where `off` is becomes the current one, from `off` on.
@@ -365,13 +367,10 @@ class JournalIndex : public KvIndex {
   // mu_ held. The ring failed: from now on writes go to the inner index
   // alone (synced when asked). The writes so far are made durable there.
   Status break_journal(const Status& why) {
-    LOG_ERROR("index journal: {}; synced writes go to the index's own log from now on", why.to_string());
+    log_given_up(why);
     broken_ = true;
-    Status st = inner_->sync();
-    if (!st.ok()) return why;
-    std::lock_guard sl(sync_mu_);
-    durable_seq_ = std::max(durable_seq_, next_seq_ - 1);
-    sync_cv_.notify_all();
+    if (!inner_->sync().ok()) return why;
+    all_durable();
     return ok_status();
   }
 
@@ -402,8 +401,7 @@ class JournalIndex : public KvIndex {
         // Within the same half only (a change of half syncs on its own).
         if (target_pos >> 40 == synced_pos_ >> 40 && target_pos > synced_pos_) synced_pos_ = target_pos;
       } else {
-        LOG_ERROR("index journal: {}; synced writes go to the index's own log from now on",
-                  errno_status("sync", err).to_string());
+        log_given_up(errno_status("sync", err));
         broken_ = true;
       }
       sync_cv_.notify_all();
@@ -531,7 +529,7 @@ Result<std::unique_ptr<KvIndex>> open_journaled_index(std::unique_ptr<KvIndex> i
     auto end = replay(fd, *h, *inner, applied.value(), replayed);
     if (!end.ok()) return fail(end.status());
     last = std::max(last, end.value());
-    if (replayed > 0) {
+    if (replayed > 0) {  // durable before a resize below truncates the ring
       Status st = inner->sync();
       if (!st.ok()) return fail(st);
       LOG_INFO("index journal: {} writes applied again to the index (up to write {})", replayed, last);
