@@ -10,6 +10,7 @@
 #include <charconv>
 #include <condition_variable>
 #include <cstring>
+#include <deque>
 #include <filesystem>
 #include <future>
 #include <mutex>
@@ -239,6 +240,7 @@ class JournalIndex : public KvIndex {
   }
 
   Status write(const KvBatch& batch, bool sync) override {
+    std::shared_ptr<Pending> waiting;
     uint64_t seq = 0;
     {
       std::lock_guard lk(mu_);
@@ -246,33 +248,41 @@ class JournalIndex : public KvIndex {
       if (broken_) return write_through(batch, sync);
       std::string payload = encode_payload(batch);
       uint64_t size = record_size(payload.size());
-      bool fits = size <= max_record_;
-      if (fits && head_ + size > half_end_) {
+      if (size > max_record_) return write_large(batch);
+      while (head_ + size > half_end_) {
         Status st = next_half();
         if (!st.ok()) {
-          (void)break_journal(st);
+          RETURN_IF_ERROR(break_journal(st));
           return write_through(batch, sync);
         }
       }
-      RETURN_IF_ERROR(inner_->write(with_seq(batch, seq), false));
-      ++next_seq_;
-      Status st;
-      if (!fits) {
-        // Too large for the ring: made durable by the inner index itself;
-        // the chain starts again after it.
-        st = inner_->sync();
-        if (st.ok()) st = restart_at(head_);
-      } else {
-        st = write_at(fd_, encode_record(salt_, seq, payload), head_);
-        if (st.ok()) {
-          head_ += size;
-          written_pos_.store(pack_position(epoch_, head_), std::memory_order_release);
-          written_seq_.store(seq, std::memory_order_release);
-        }
+      // An unsynced write with no write before it waiting is applied at
+      // once (a power loss may lose it anyway); the others after the ring's
+      // fdatasync covers them, in order.
+      bool now = !sync && pending_.empty();
+      if (now) {
+        std::lock_guard a(apply_mu_);
+        RETURN_IF_ERROR(inner_->write(with_seq(batch, seq), false));
       }
-      if (!st.ok()) return break_journal(st);
+      Status st = write_at(fd_, encode_record(salt_, seq, payload), head_);
+      if (!st.ok()) {
+        if (now) {
+          ++next_seq_;
+          return break_journal(st);
+        }
+        RETURN_IF_ERROR(break_journal(st));
+        return write_through(batch, sync);
+      }
+      ++next_seq_;
+      head_ += size;
+      written_pos_.store(pack_position(epoch_, head_), std::memory_order_release);
+      written_seq_.store(seq, std::memory_order_release);
+      if (now) return ok_status();
+      waiting = std::make_shared<Pending>(Pending{seq, with_seq(batch, seq), ok_status()});
+      pending_.push_back(waiting);
     }
-    return sync ? wait_durable(seq) : ok_status();
+    RETURN_IF_ERROR(wait_durable(seq));
+    return waiting->status;
   }
 
   Status sync() override {
@@ -284,6 +294,8 @@ class JournalIndex : public KvIndex {
     return wait_durable(seq);
   }
 
+  uint64_t ring_synced_seq() const { return ring_synced_seq_.load(std::memory_order_acquire); }
+
   JournalPosition position() {
     std::lock_guard lk(mu_);
     std::lock_guard sl(sync_mu_);
@@ -291,6 +303,14 @@ class JournalIndex : public KvIndex {
   }
 
  private:
+  // Writes in the ring waiting for its fdatasync before they are applied.
+  struct Pending {
+    uint64_t seq;
+    KvBatch batch;  // with its sequence number
+    Status status;  // of applying it
+  };
+  using PendingList = std::vector<std::shared_ptr<Pending>>;
+
   // mu_ held: a new half (epoch) begins at `head`, the ring synced up to it
   // (after a header write).
   void set_synced_head(uint64_t head) {
@@ -306,26 +326,103 @@ class JournalIndex : public KvIndex {
 
   // mu_ held. The write goes to the inner index alone (the ring is broken).
   Status write_through(const KvBatch& batch, bool sync) {
-    RETURN_IF_ERROR(inner_->write(with_seq(batch, next_seq_), sync));
+    {
+      std::lock_guard a(apply_mu_);
+      RETURN_IF_ERROR(inner_->write(with_seq(batch, next_seq_), sync));
+    }
     ++next_seq_;
     return ok_status();
   }
 
-  // mu_ held. Writes the header: the chain starts at (off, seq); fdatasync
-  // (which makes every record written so far durable too).
+  // mu_ held. A write too large for the ring: applied after every write
+  // before it, and made durable by the inner index itself; the chain starts
+  // again after it.
+  Status write_large(const KvBatch& batch) {
+    Status st = settle();
+    if (!st.ok()) {
+      RETURN_IF_ERROR(break_journal(st));
+      return write_through(batch, true);
+    }
+    {
+      std::lock_guard a(apply_mu_);
+      RETURN_IF_ERROR(inner_->write(with_seq(batch, next_seq_), false));
+    }
+    ++next_seq_;
+    st = inner_->sync();
+    if (st.ok()) st = restart_at(head_);
+    if (!st.ok()) return break_journal(st);
+    return ok_status();
+  }
+
+  // mu_ held. Writes the header: the chain starts at (off, seq); fdatasync,
+  // which makes every record written so far durable too (they are applied).
   Status write_header(uint64_t off, uint64_t seq) {
     ++gen_;
     RETURN_IF_ERROR(write_at(fd_, encode_header({gen_, bytes_, salt_, off, seq}), gen_ % 2 * kHeaderSlot));
-    if (::fdatasync(fd_) != 0) return errno_status("sync index journal", errno);
+    RETURN_IF_ERROR(settle());
     all_durable();
     return ok_status();
   }
 
-  // mu_ held: every write so far is durable (in the ring or the inner index).
+  // mu_ held: fdatasyncs the ring, then applies every write waiting for it.
+  Status settle() {
+    if (::fdatasync(fd_) != 0) return errno_status("sync index journal", errno);
+    ring_synced(next_seq_ - 1);
+    return apply_now(take_pending(next_seq_ - 1));
+  }
+
+  void ring_synced(uint64_t seq) {
+    uint64_t cur = ring_synced_seq_.load(std::memory_order_relaxed);
+    while (seq > cur && !ring_synced_seq_.compare_exchange_weak(cur, seq, std::memory_order_release)) {
+    }
+  }
+
+  // mu_ held: the waiting writes up to `upto` (durable in the ring), in order.
+  PendingList take_pending(uint64_t upto) {
+    PendingList out;
+    while (!pending_.empty() && pending_.front()->seq <= upto) {
+      out.push_back(std::move(pending_.front()));
+      pending_.pop_front();
+    }
+    return out;
+  }
+
+  // mu_ held: applies them now, after any application under way (a group
+  // commit applies outside mu_): when it returns, every write taken from
+  // pending_ so far is applied, even if `list` is empty.
+  Status apply_now(const PendingList& list) {
+    std::lock_guard a(apply_mu_);
+    return apply(list);
+  }
+
+  // apply_mu_ held (taken while mu_ was held when `list` was taken, so
+  // writes are applied in their order). Each write gets its own outcome. A
+  // write the inner index refuses is answered with its error, so a replay
+  // must not apply it either: the inner index is told its sequence number
+  // was used, and synced. An error here means that failed too (the caller
+  // gives the ring up).
+  Status apply(const PendingList& list) {
+    Status skipped = ok_status();
+    bool refused = false;
+    for (auto& p : list) {
+      p->status = inner_->write(p->batch, false);
+      if (p->status.ok()) continue;
+      refused = true;
+      KvBatch used;
+      used.put(kJournalSeqKey, std::to_string(p->seq));
+      if (skipped.ok()) skipped = inner_->write(used, false);
+    }
+    if (!refused) return ok_status();
+    RETURN_IF_ERROR(skipped);
+    return inner_->sync();
+  }
+
+  // mu_ held: every write so far is durable (in the ring or the inner index)
+  // and applied.
   void all_durable() {
     std::lock_guard sl(sync_mu_);
     durable_seq_ = std::max(durable_seq_, next_seq_ - 1);
-    sync_cv_.notify_all();
+    wake_all();
   }
 
   // mu_ held. The half where `off` is becomes the current one, from `off` on.
@@ -369,20 +466,38 @@ class JournalIndex : public KvIndex {
   Status break_journal(const Status& why) {
     log_given_up(why);
     broken_ = true;
-    if (!inner_->sync().ok()) return why;
+    (void)apply_now(take_pending(next_seq_ - 1));
+    if (!inner_->sync().ok()) {
+      std::lock_guard sl(sync_mu_);
+      wake_all();  // waiters see broken_
+      return why;
+    }
     all_durable();
     return ok_status();
   }
 
+  // sync_mu_ held.
+  void wake_all() {
+    sync_cv_.notify_all();
+    applied_cv_.notify_all();
+  }
+
   // Group commit: one waiter fdatasyncs the ring for every record written so
-  // far; the others wait for it.
+  // far and applies the writes waiting for it; the others wait for it. The
+  // next fdatasync may start while those writes are being applied.
   Status wait_durable(uint64_t seq) {
     std::unique_lock l(sync_mu_);
     for (;;) {
       if (durable_seq_ >= seq) return ok_status();
       if (broken_) {
         l.unlock();
+        { std::lock_guard lk(mu_); }  // giving the ring up applied every waiting write
         return inner_->sync();
+      }
+      // Covered by an fdatasync done or under way: wait until applied.
+      if (ring_synced_seq() >= seq || (syncing_ && syncing_seq_ >= seq)) {
+        applied_cv_.wait(l);
+        continue;
       }
       if (syncing_) {
         sync_cv_.wait(l);
@@ -390,21 +505,36 @@ class JournalIndex : public KvIndex {
       }
       syncing_ = true;
       uint64_t target = written_seq_.load(std::memory_order_acquire);
+      syncing_seq_ = target;
       uint64_t target_pos = written_pos_.load(std::memory_order_acquire);
       l.unlock();
       int rc = ::fdatasync(fd_);
       int err = errno;
+      Status applied = rc == 0 ? ok_status() : errno_status("sync", err);
       l.lock();
       syncing_ = false;
       if (rc == 0) {
-        durable_seq_ = std::max(durable_seq_, target);
+        ring_synced(target);
         // Within the same half only (a change of half syncs on its own).
         if (target_pos >> 40 == synced_pos_ >> 40 && target_pos > synced_pos_) synced_pos_ = target_pos;
-      } else {
-        log_given_up(errno_status("sync", err));
-        broken_ = true;
       }
-      sync_cv_.notify_all();
+      sync_cv_.notify_all();  // the writes it did not cover: one of them leads next
+      l.unlock();
+      if (applied.ok()) {
+        // Applied outside mu_, so that writers go on filling the ring.
+        std::unique_lock lk(mu_);
+        PendingList list = take_pending(target);
+        std::lock_guard a(apply_mu_);
+        lk.unlock();
+        applied = apply(list);
+      }
+      if (!applied.ok()) {
+        std::lock_guard lk(mu_);
+        (void)break_journal(applied);
+      }
+      l.lock();
+      if (applied.ok()) durable_seq_ = std::max(durable_seq_, target);
+      applied_cv_.notify_all();
     }
   }
 
@@ -414,7 +544,7 @@ class JournalIndex : public KvIndex {
   const Layout layout_;
   const uint64_t max_record_;
 
-  std::mutex mu_;  // order: mu_, then sync_mu_
+  std::mutex mu_;  // order: mu_, then apply_mu_ or sync_mu_
   uint64_t next_seq_;
   uint64_t salt_ = 0;
   uint64_t head_ = kHeaderBlock;
@@ -426,11 +556,17 @@ class JournalIndex : public KvIndex {
   std::atomic<uint64_t> written_pos_{0};  // pack_position(epoch_, head_) after it
   std::atomic<bool> broken_{false};
 
+  std::deque<std::shared_ptr<Pending>> pending_;  // in the ring, waiting for its fdatasync
+  std::mutex apply_mu_;  // order: mu_, then apply_mu_; held while writes are applied
+  std::atomic<uint64_t> ring_synced_seq_{0};  // records up to it are fdatasynced
+
   std::mutex sync_mu_;
-  std::condition_variable sync_cv_;
+  std::condition_variable sync_cv_;     // waiting for an fdatasync of the ring
+  std::condition_variable applied_cv_;  // covered by one, waiting to be applied
   uint64_t durable_seq_;
   uint64_t synced_pos_ = 0;  // for tests: where unsynced records begin
   bool syncing_ = false;
+  uint64_t syncing_seq_ = 0;  // the fdatasync under way covers writes up to it
 };
 
 Result<uint64_t> applied_seq(KvIndex& inner) {
@@ -559,6 +695,11 @@ Result<std::unique_ptr<KvIndex>> open_journaled_index(std::unique_ptr<KvIndex> i
 JournalPosition journal_position(KvIndex& journaled) {
   auto* j = dynamic_cast<JournalIndex*>(&journaled);
   return j ? j->position() : JournalPosition{};
+}
+
+uint64_t journal_synced_seq(KvIndex& journaled) {
+  auto* j = dynamic_cast<JournalIndex*>(&journaled);
+  return j ? j->ring_synced_seq() : 0;
 }
 
 }  // namespace reservoir::store

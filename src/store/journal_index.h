@@ -8,17 +8,20 @@
 // 0.17-0.22 ms against 0.31-0.52 ms for 10 KiB (docs/architecture.md,
 // "The index journal").
 //
-// Every write, synced or not, is applied to the inner index (with its
-// sequence number under kJournalSeqKey in the same atomic batch) and then
-// appended to the ring, in the same order. A synced write returns once the
-// ring is fdatasynced past it (group commit: one fdatasync for every write
-// waiting). The ring has two halves; before the writer enters the other half,
-// the inner index has flushed every write made before the current half
-// (started in the background when the writer entered it), and the header
-// moves to the current half's first record: the ring holds every write the
-// inner index may lack. At open, the inner index holds a prefix of the writes
-// (up to the sequence number it stores); the ring's records after it are
-// applied again, which restores every write that was synced.
+// Every write is appended to the ring as a record, in order. A synced write
+// is applied to the inner index (with its sequence number under
+// kJournalSeqKey in the same atomic batch) once the ring is fdatasynced past
+// it, so it is never visible before it is durable (group commit: one
+// fdatasync for every write waiting, whose writes are then applied in
+// order). An unsynced write is applied at once, unless writes before it are
+// waiting; then it waits with them. The ring has two halves; before the
+// writer enters the other half, the inner index has flushed every write made
+// before the current half (started in the background when the writer entered
+// it), and the header moves to the current half's first record: the ring
+// holds every write the inner index may lack. At open, the inner index holds
+// a prefix of the writes (up to the sequence number it stores); the ring's
+// records after it are applied again, which restores every write that was
+// synced.
 #pragma once
 
 #include <cstdint>
@@ -51,5 +54,7 @@ struct JournalPosition {
   uint64_t synced = 0, head = 0;
 };
 JournalPosition journal_position(KvIndex& journaled);
+// For tests: the ring is fdatasynced up to this write's sequence number.
+uint64_t journal_synced_seq(KvIndex& journaled);
 
 }  // namespace reservoir::store

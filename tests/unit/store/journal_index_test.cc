@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <filesystem>
 #include <map>
 #include <random>
@@ -234,12 +235,18 @@ TEST(JournalIndex, BadHeaderOpensOnTheIndexAlone) {
 class FaultyIndex : public KvIndex {
  public:
   FaultyIndex() : inner_(make_memory_index()) {}
-  std::atomic<bool> fail_write{false}, fail_sync{false};
+  std::atomic<bool> fail_sync{false};
+  std::atomic<int> fail_writes{0};  // the next so many writes fail
+  std::function<void(const KvBatch&)> on_write;  // sees each write first
   KvIndex& inner() { return *inner_; }
 
   Result<std::optional<std::string>> get(std::string_view key) override { return inner_->get(key); }
   Status write(const KvBatch& batch, bool sync) override {
-    if (fail_write) return io_error("injected write failure");
+    if (on_write) on_write(batch);
+    if (fail_writes > 0) {
+      --fail_writes;
+      return io_error("injected write failure");
+    }
     return inner_->write(batch, sync);
   }
   Status sync() override { return fail_sync ? io_error("injected sync failure") : inner_->sync(); }
@@ -276,23 +283,93 @@ struct FaultyJournal {
   }
 };
 
-// A write the inner index refuses is answered with its error and leaves no
-// gap in the ring: the writes after it are still replayed.
-TEST(JournalIndex, RefusedWriteLeavesTheChainWhole) {
+auto put_in(KvIndex& idx, const std::string& k, bool sync = true) {
+  KvBatch b;
+  b.put(k, "v-" + k);
+  return idx.write(b, sync);
+}
+
+// A synced write the inner index refuses (applied after the ring's
+// fdatasync) is answered with its error, and is not applied at a replay
+// either, though its record is in the ring: the inner index is told its
+// sequence number was used. The writes after it are still replayed.
+TEST(JournalIndex, RefusedWriteIsNotReplayed) {
   FaultyJournal t;
-  auto put = [&](const std::string& k) {
-    KvBatch b;
-    b.put(k, "v-" + k);
-    return t.j->write(b, true);
-  };
-  ASSERT_TRUE(put("a").ok());
-  t.faulty->fail_write = true;
-  EXPECT_FALSE(put("b").ok());
-  t.faulty->fail_write = false;
-  ASSERT_TRUE(put("c").ok());
+  ASSERT_TRUE(put_in(*t.j, "a").ok());
+  t.faulty->fail_writes = 1;
+  EXPECT_FALSE(put_in(*t.j, "b").ok());
+  ASSERT_TRUE(put_in(*t.j, "c").ok());
+  EXPECT_EQ(dump(*t.j), (State{{"a", "v-a"}, {"c", "v-c"}}));
+  JournalOpenInfo info;
+  EXPECT_EQ(t.after_power_loss(&info), (State{{"a", "v-a"}, {"c", "v-c"}}));
+  EXPECT_EQ(info.replayed, 1u);  // c
+}
+
+// The inner index refuses the write and the note of its sequence number
+// too: the ring is given up (the index is synced); later writes go to the
+// index alone, and the refused one never comes back.
+TEST(JournalIndex, RefusedWriteAndItsNoteGiveTheRingUp) {
+  FaultyJournal t;
+  ASSERT_TRUE(put_in(*t.j, "a").ok());
+  t.faulty->fail_writes = 2;
+  EXPECT_FALSE(put_in(*t.j, "b").ok());
+  ASSERT_TRUE(put_in(*t.j, "c").ok());
+  EXPECT_EQ(t.after_power_loss(), (State{{"a", "v-a"}, {"c", "v-c"}}));
+}
+
+// An unsynced write with no write waiting before it is refused before its
+// record is written: no sequence number is used.
+TEST(JournalIndex, RefusedUnsyncedWriteLeavesTheChainWhole) {
+  FaultyJournal t;
+  ASSERT_TRUE(put_in(*t.j, "a", false).ok());
+  t.faulty->fail_writes = 1;
+  EXPECT_FALSE(put_in(*t.j, "b", false).ok());
+  ASSERT_TRUE(put_in(*t.j, "c", false).ok());
+  ASSERT_TRUE(t.j->sync().ok());
   JournalOpenInfo info;
   EXPECT_EQ(t.after_power_loss(&info), (State{{"a", "v-a"}, {"c", "v-c"}}));
   EXPECT_EQ(info.replayed, 2u);
+}
+
+// A synced write is never visible before it is durable: the inner index
+// (where readers look) gets it only once the ring is fdatasynced past it.
+// Every write, and an unsynced one that had to wait behind synced ones, is
+// visible when it returns, also across changes of half while a group commit
+// is still applying.
+TEST(JournalIndex, SyncedWritesAreVisibleOnlyOnceDurable) {
+  FaultyJournal t;
+  std::atomic<int> checked{0}, early{0};
+  t.faulty->on_write = [&](const KvBatch& b) {
+    bool synced = false;
+    uint64_t seq = 0;
+    for (auto& [k, v] : b.ops) {
+      if (k == kJournalSeqKey) seq = std::stoull(*v);
+      else synced = synced || k[0] == 's';
+    }
+    if (!synced) return;
+    ++checked;
+    if (seq > journal_synced_seq(*t.j)) ++early;
+    std::this_thread::sleep_for(std::chrono::microseconds(200));  // a group commit's applying takes a while
+  };
+  std::vector<std::thread> ts;
+  std::atomic<int> unseen{0};
+  for (int w = 0; w < 4; ++w)
+    ts.emplace_back([&, w] {
+      for (int i = 0; i < 300; ++i) {
+        bool sync = (i + w) % 2 == 0;
+        std::string k = (sync ? "s" : "u") + std::to_string(w) + "/" + std::to_string(i % 40);
+        KvBatch b;
+        b.put(k, std::string(6000, 'x') + std::to_string(i));
+        ASSERT_TRUE(t.j->write(b, sync).ok());
+        auto got = t.j->get(k);
+        if (!got.ok() || !got.value() || *got.value() != std::string(6000, 'x') + std::to_string(i)) ++unseen;
+      }
+    });
+  for (auto& th : ts) th.join();
+  t.faulty->on_write = nullptr;
+  EXPECT_EQ(checked, 600);
+  EXPECT_EQ(early, 0);
+  EXPECT_EQ(unseen, 0);
 }
 
 // The background flush fails: at the next change of half the ring is given
