@@ -251,7 +251,17 @@ class CacheStore {
   CacheStore(const StoreOptions& o, std::unique_ptr<KvIndex> index);
   Result<std::vector<ReadHandle::Piece>> open_pieces(const ObjectMeta& m);
   Status rebuild_space();
-  void remove_orphans(const std::set<uint64_t>& referenced, uint64_t below);
+  // The data records referenced at open: files by (id, tier), pieces kept in
+  // the index by id.
+  struct DataRefs {
+    std::set<std::pair<uint64_t, int>> files;
+    std::set<uint64_t> in_index;
+    // false if already seen (a segment shared by several records).
+    bool add(const Segment& s) {
+      return s.in_index ? in_index.insert(s.file_id).second : files.insert({s.file_id, s.tier}).second;
+    }
+  };
+  void remove_orphans(const DataRefs& referenced, uint64_t below);
   void track_object(const std::string& bucket, const std::string& key, const ObjectMeta& m);
   void drop_pages(const std::string& bucket, const std::string& key, uint64_t version);
   // Whether the version has a cached page other than `page` (true on an index error).
@@ -289,7 +299,7 @@ class CacheStore {
   bool ev_stop_ = false;
   std::thread evictor_;
   std::mutex sweep_mu_;
-  std::optional<std::set<uint64_t>> sweep_referenced_;  // ids in use at open, until swept
+  std::optional<DataRefs> sweep_referenced_;  // data in use at open, until swept
   uint64_t sweep_below_ = 0;                           // the first id of this open
   std::atomic<bool> sweep_stop_{false};
   std::thread sweeper_;

@@ -63,7 +63,7 @@ void CacheStore::track_object(const std::string& bucket, const std::string& key,
 }
 
 Status CacheStore::rebuild_space() {
-  std::set<uint64_t> seen;
+  DataRefs seen;
   bool complete = true;  // every record understood: only then are orphans removed
   Status inner;
   // Data in a tier no longer configured cannot be read (and may be dirty):
@@ -85,7 +85,7 @@ Status CacheStore::rebuild_space() {
     }
     for (auto& s : m->segments) {
       if (missing_tier(s.tier)) return false;
-      if (seen.insert(s.file_id).second) space_->add_data(s.tier, s.size);
+      if (seen.add(s)) space_->add_data(s.tier, s.size);
     }
     auto [b, key] = split_bk(k.substr(1));
     account(b, nullptr, &*m);
@@ -102,7 +102,7 @@ Status CacheStore::rebuild_space() {
       return true;
     }
     if (missing_tier(seg->tier)) return false;
-    seen.insert(seg->file_id);
+    seen.add(*seg);
     space_->add_data(seg->tier, seg->size);
     space_->track({p->bucket, p->key, p->version, static_cast<int64_t>(p->page), seg->tier, seg->size});
     return true;
@@ -116,7 +116,7 @@ Status CacheStore::rebuild_space() {
       return true;
     }
     if (missing_tier(p->segment.tier)) return false;
-    if (seen.insert(p->segment.file_id).second) space_->add_data(p->segment.tier, p->segment.size);
+    if (seen.add(p->segment)) space_->add_data(p->segment.tier, p->segment.size);
     return true;
   });
   RETURN_IF_ERROR(st);
@@ -136,10 +136,13 @@ void CacheStore::sweep_orphans() {
   if (!sweep_stop_) sweep_referenced_.reset();
 }
 
-void CacheStore::remove_orphans(const std::set<uint64_t>& referenced, uint64_t below) {
+void CacheStore::remove_orphans(const DataRefs& referenced, uint64_t below) {
   // Reading every small object's data takes a while on a big cache: start-up
-  // does not wait for it, and it stops early when the store closes.
-  auto orphan = [&](uint64_t id) { return id < below && !referenced.count(id); };
+  // does not wait for it, and it stops early when the store closes. A file is
+  // an orphan in its own tier: a tier move keeps the id, so a crash during
+  // one leaves the id's file in a tier its record does not name.
+  auto orphan_file = [&](uint64_t id, int tier) { return id < below && !referenced.files.count({id, tier}); };
+  auto orphan_entry = [&](uint64_t id) { return id < below && !referenced.in_index.count(id); };
   uint64_t files = 0, entries = 0;
   for (int t = 0; t < files_.tiers() && !sweep_stop_; ++t) {
     // The non-throwing forms throughout: an unreadable directory is skipped
@@ -154,7 +157,7 @@ void CacheStore::remove_orphans(const std::set<uint64_t>& referenced, uint64_t b
       for (std::filesystem::directory_iterator f(shard->path(), ec2); !ec2 && f != end; f.increment(ec2)) {
         std::string fn = f->path().filename().string();
         if (fn.size() != 16 || fn.find_first_not_of("0123456789abcdef") != std::string::npos) continue;
-        if (!orphan(std::stoull(fn, nullptr, 16))) continue;
+        if (!orphan_file(std::stoull(fn, nullptr, 16), t)) continue;
         std::error_code ec3;
         if (std::filesystem::remove(f->path(), ec3)) ++files;
       }
@@ -169,7 +172,7 @@ void CacheStore::remove_orphans(const std::set<uint64_t>& referenced, uint64_t b
     if (sweep_stop_) return false;
     std::string hex(k.substr(1));
     if (hex.size() != 16 || hex.find_first_not_of("0123456789abcdef") != std::string::npos) return true;
-    if (orphan(std::stoull(hex, nullptr, 16))) {
+    if (orphan_entry(std::stoull(hex, nullptr, 16))) {
       b.del(std::string(k));
       ++entries;
       if (b.ops.size() >= 1024) flush();

@@ -451,6 +451,28 @@ TEST(cache_tiers_test, data_never_committed_before_a_crash_is_swept_after_open) 
   (void)m;
 }
 
+// A tier move keeps the file's id: a crash during one leaves a copy of the
+// file in the tier its record does not name. The sweep removes that copy
+// (it is in no tier's accounting) and keeps the one the record names.
+TEST(cache_tiers_test, a_copy_left_by_a_crashed_tier_move_is_swept) {
+  TieredStore t(0, 0);
+  std::string data = blob(100 * KiB, 'm');
+  ObjectMeta m = t.put("moved", data, PersistState::persisted);
+  ASSERT_EQ(m.segments.size(), 1u);
+  const Segment& seg = m.segments[0];
+  ASSERT_FALSE(seg.in_index);
+  int other = seg.tier == 0 ? 1 : 0;
+  std::string named = t.s().files().path(seg.file_id, seg.tier);
+  std::string stray = t.s().files().path(seg.file_id, other);
+  std::filesystem::create_directories(std::filesystem::path(stray).parent_path());
+  std::filesystem::copy_file(named, stray);
+  t.reopen();
+  t.s().sweep_orphans();
+  EXPECT_FALSE(std::filesystem::exists(stray));
+  EXPECT_TRUE(std::filesystem::exists(named));
+  EXPECT_EQ(t.read("moved"), data);
+}
+
 TEST(cache_tiers_test, the_evictor_sweeps_orphans_in_the_background) {
   TieredStore t(0, 0, cache::Policy::lru, 64 * KiB);
   std::string keep = blob(200 * KiB, 'k');
