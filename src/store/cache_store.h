@@ -300,6 +300,11 @@ class CacheStore {
   std::thread evictor_;
   std::mutex sweep_mu_;
   std::optional<DataRefs> sweep_referenced_;  // data in use at open, until swept
+  // Files tier moves put in place since the open, while the sweep is pending
+  // (the sweep's snapshot names their old tier).
+  std::mutex moved_mu_;
+  std::set<std::pair<uint64_t, int>> moved_;
+  bool sweep_pending_ = false;
   uint64_t sweep_below_ = 0;                           // the first id of this open
   std::atomic<bool> sweep_stop_{false};
   std::thread sweeper_;

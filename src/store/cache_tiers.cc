@@ -125,6 +125,8 @@ Status CacheStore::rebuild_space() {
     std::lock_guard lk(sweep_mu_);
     sweep_referenced_ = std::move(seen);
     sweep_below_ = seq_.load();
+    std::lock_guard ml(moved_mu_);
+    sweep_pending_ = true;
   }
   return ok_status();
 }
@@ -133,7 +135,11 @@ void CacheStore::sweep_orphans() {
   std::lock_guard lk(sweep_mu_);
   if (!sweep_referenced_) return;
   remove_orphans(*sweep_referenced_, sweep_below_);
-  if (!sweep_stop_) sweep_referenced_.reset();
+  if (sweep_stop_) return;
+  sweep_referenced_.reset();
+  std::lock_guard ml(moved_mu_);
+  sweep_pending_ = false;
+  moved_.clear();
 }
 
 void CacheStore::remove_orphans(const DataRefs& referenced, uint64_t below) {
@@ -157,7 +163,13 @@ void CacheStore::remove_orphans(const DataRefs& referenced, uint64_t below) {
       for (std::filesystem::directory_iterator f(shard->path(), ec2); !ec2 && f != end; f.increment(ec2)) {
         std::string fn = f->path().filename().string();
         if (fn.size() != 16 || fn.find_first_not_of("0123456789abcdef") != std::string::npos) continue;
-        if (!orphan_file(std::stoull(fn, nullptr, 16), t)) continue;
+        uint64_t id = std::stoull(fn, nullptr, 16);
+        if (!orphan_file(id, t)) continue;
+        // Not a file a tier move put there since the open (checked and
+        // removed under the lock a move notes its file under, before
+        // creating it).
+        std::lock_guard ml(moved_mu_);
+        if (moved_.count({id, t})) continue;
         std::error_code ec3;
         if (std::filesystem::remove(f->path(), ec3)) ++files;
       }
@@ -434,6 +446,10 @@ Result<bool> CacheStore::move_unit(const CacheUnit& u, int to_tier) {
   };
   for (auto& s : from) {
     if (s.in_index) space_->add_data(to_tier, s.size);
+    if (!s.in_index && s.tier != to_tier) {
+      std::lock_guard ml(moved_mu_);
+      if (sweep_pending_) moved_.insert({s.file_id, to_tier});  // not an orphan for the sweep
+    }
     auto c = copy_data(s, to_tier);
     if (!c.ok()) {
       undo();

@@ -473,6 +473,24 @@ TEST(cache_tiers_test, a_copy_left_by_a_crashed_tier_move_is_swept) {
   EXPECT_EQ(t.read("moved"), data);
 }
 
+// A tier move after the open, before the sweep: the sweep's snapshot names
+// the old tier, and the moved file is not taken for an orphan.
+TEST(cache_tiers_test, a_tier_move_before_the_sweep_keeps_its_file) {
+  TieredStore t(0, 0);
+  std::string data = blob(100 * KiB, 'n');
+  ObjectMeta m = t.put("moving", data, PersistState::persisted);
+  ASSERT_EQ(m.segments.size(), 1u);
+  const Segment seg = m.segments[0];
+  int other = seg.tier == 0 ? 1 : 0;
+  t.reopen();
+  auto moved = t.s().move_unit({"b", "moving", m.version, -1, seg.tier, data.size()}, other);
+  ASSERT_TRUE(moved.ok() && *moved);
+  t.s().sweep_orphans();
+  EXPECT_TRUE(std::filesystem::exists(t.s().files().path(seg.file_id, other)));
+  EXPECT_FALSE(std::filesystem::exists(t.s().files().path(seg.file_id, seg.tier)));
+  EXPECT_EQ(t.read("moving"), data);
+}
+
 TEST(cache_tiers_test, the_evictor_sweeps_orphans_in_the_background) {
   TieredStore t(0, 0, cache::Policy::lru, 64 * KiB);
   std::string keep = blob(200 * KiB, 'k');
