@@ -217,8 +217,9 @@ struct Layout {
 
 class JournalIndex : public KvIndex {
  public:
-  JournalIndex(std::unique_ptr<KvIndex> inner, int fd, uint64_t bytes, uint64_t next_seq, uint64_t gen)
-      : inner_(std::move(inner)), fd_(fd), bytes_(bytes), layout_(bytes), max_record_((layout_.mid - kHeaderBlock) / 2),
+  JournalIndex(std::unique_ptr<KvIndex> inner, int fd, uint64_t bytes, uint64_t next_seq, uint64_t gen,
+               JournalHooks hooks)
+      : inner_(std::move(inner)), hooks_(std::move(hooks)), fd_(fd), bytes_(bytes), layout_(bytes), max_record_((layout_.mid - kHeaderBlock) / 2),
         next_seq_(next_seq), gen_(gen), durable_seq_(next_seq - 1) {}
   ~JournalIndex() override {
     if (flush_.valid()) (void)flush_.get();
@@ -264,7 +265,8 @@ class JournalIndex : public KvIndex {
         std::lock_guard a(apply_mu_);
         RETURN_IF_ERROR(inner_->write(with_seq(batch, seq), false));
       }
-      Status st = write_at(fd_, encode_record(salt_, seq, payload), head_);
+      uint64_t off = head_;
+      Status st = write_at(fd_, encode_record(salt_, seq, payload), off);
       if (!st.ok()) {
         if (now) {
           ++next_seq_;
@@ -278,7 +280,7 @@ class JournalIndex : public KvIndex {
       written_pos_.store(pack_position(epoch_, head_), std::memory_order_release);
       written_seq_.store(seq, std::memory_order_release);
       if (now) return ok_status();
-      waiting = std::make_shared<Pending>(Pending{seq, with_seq(batch, seq), ok_status()});
+      waiting = std::make_shared<Pending>(Pending{seq, with_seq(batch, seq), off, payload.size(), ok_status()});
       pending_.push_back(waiting);
     }
     RETURN_IF_ERROR(wait_durable(seq));
@@ -306,8 +308,10 @@ class JournalIndex : public KvIndex {
   // Writes in the ring waiting for its fdatasync before they are applied.
   struct Pending {
     uint64_t seq;
-    KvBatch batch;  // with its sequence number
-    Status status;  // of applying it
+    KvBatch batch;         // with its sequence number
+    uint64_t off;          // of its record in the ring
+    size_t payload_bytes;  // of its record
+    Status status;         // of applying it
   };
   using PendingList = std::vector<std::shared_ptr<Pending>>;
 
@@ -345,7 +349,11 @@ class JournalIndex : public KvIndex {
     }
     {
       std::lock_guard a(apply_mu_);
-      RETURN_IF_ERROR(inner_->write(with_seq(batch, next_seq_), false));
+      st = inner_->write(with_seq(batch, next_seq_), false);
+    }
+    if (!st.ok()) {
+      all_durable();  // the writes before it are (settle), and it used no number
+      return st;
     }
     ++next_seq_;
     st = inner_->sync();
@@ -366,10 +374,27 @@ class JournalIndex : public KvIndex {
 
   // mu_ held: fdatasyncs the ring, then applies every write waiting for it.
   Status settle() {
-    if (::fdatasync(fd_) != 0) return errno_status("sync index journal", errno);
+    RETURN_IF_ERROR(sync_ring());
     ring_synced(next_seq_ - 1);
     return apply_now(take_pending(next_seq_ - 1));
   }
+
+  // fdatasync of the ring, outside the group commit. A failed fdatasync may
+  // have dropped the pages it could not write, so no later one that succeeds
+  // proves anything: after one fails, every one counts as failed.
+  Status sync_ring() {
+    int rc = fdatasync_ring();
+    int err = errno;
+    std::lock_guard sl(sync_mu_);
+    if (rc != 0) {
+      sync_failed_ = true;
+      return errno_status("sync index journal", err);
+    }
+    if (sync_failed_) return io_error("index journal: an earlier sync failed");
+    return ok_status();
+  }
+
+  int fdatasync_ring() { return hooks_.fdatasync ? hooks_.fdatasync(fd_) : ::fdatasync(fd_); }
 
   void ring_synced(uint64_t seq) {
     uint64_t cur = ring_synced_seq_.load(std::memory_order_relaxed);
@@ -398,23 +423,35 @@ class JournalIndex : public KvIndex {
   // apply_mu_ held (taken while mu_ was held when `list` was taken, so
   // writes are applied in their order). Each write gets its own outcome. A
   // write the inner index refuses is answered with its error, so a replay
-  // must not apply it either: the inner index is told its sequence number
-  // was used, and synced. An error here means that failed too (the caller
-  // gives the ring up).
+  // must not apply it either: its record is made void in the ring. An error
+  // here means that failed (the caller gives the ring up).
   Status apply(const PendingList& list) {
-    Status skipped = ok_status();
-    bool refused = false;
+    Status voided = ok_status();
     for (auto& p : list) {
       p->status = inner_->write(p->batch, false);
-      if (p->status.ok()) continue;
-      refused = true;
-      KvBatch used;
-      used.put(kJournalSeqKey, std::to_string(p->seq));
-      if (skipped.ok()) skipped = inner_->write(used, false);
+      if (!p->status.ok() && voided.ok()) voided = void_record(*p);
     }
-    if (!refused) return ok_status();
-    RETURN_IF_ERROR(skipped);
-    return inner_->sync();
+    return voided;
+  }
+
+  // apply_mu_ held. Rewrites the write's record (in the current half: a
+  // change of half applies every waiting write first, under apply_mu_) as
+  // one that changes nothing, of the same length, so the chain stays whole,
+  // and fdatasyncs it.
+  Status void_record(const Pending& p) {
+    if (p.payload_bytes < 9) return ok_status();  // no operation to void
+    // One delete of a key no one uses (all NUL bytes), of the length that fills the payload.
+    std::string payload;
+    put_u32(payload, 1);
+    payload.push_back('D');
+    size_t key_bytes = p.payload_bytes - 9;
+    put_u32(payload, static_cast<uint32_t>(key_bytes));
+    payload.append(key_bytes, '\0');
+    RETURN_IF_ERROR(write_at(fd_, encode_record(salt_, p.seq, payload), p.off));
+    RETURN_IF_ERROR(sync_ring());
+    LOG_WARN("index journal: write {} refused by the index ({}); its record is made void", p.seq,
+             p.status.to_string());
+    return ok_status();
   }
 
   // mu_ held: every write so far is durable (in the ring or the inner index)
@@ -464,6 +501,7 @@ class JournalIndex : public KvIndex {
   // mu_ held. The ring failed: from now on writes go to the inner index
   // alone (synced when asked). The writes so far are made durable there.
   Status break_journal(const Status& why) {
+    if (broken_) return inner_->sync();  // given up already (by another failure)
     log_given_up(why);
     broken_ = true;
     (void)apply_now(take_pending(next_seq_ - 1));
@@ -494,6 +532,10 @@ class JournalIndex : public KvIndex {
         { std::lock_guard lk(mu_); }  // giving the ring up applied every waiting write
         return inner_->sync();
       }
+      if (sync_failed_) {  // the ring is being given up: wait for that
+        applied_cv_.wait(l);
+        continue;
+      }
       // Covered by an fdatasync done or under way: wait until applied.
       if (ring_synced_seq() >= seq || (syncing_ && syncing_seq_ >= seq)) {
         applied_cv_.wait(l);
@@ -508,12 +550,15 @@ class JournalIndex : public KvIndex {
       syncing_seq_ = target;
       uint64_t target_pos = written_pos_.load(std::memory_order_acquire);
       l.unlock();
-      int rc = ::fdatasync(fd_);
+      int rc = fdatasync_ring();
       int err = errno;
       Status applied = rc == 0 ? ok_status() : errno_status("sync", err);
       l.lock();
       syncing_ = false;
-      if (rc == 0) {
+      // As in sync_ring().
+      if (rc != 0) sync_failed_ = true;
+      else if (sync_failed_) applied = io_error("index journal: an earlier sync failed");
+      if (applied.ok()) {
         ring_synced(target);
         // Within the same half only (a change of half syncs on its own).
         if (target_pos >> 40 == synced_pos_ >> 40 && target_pos > synced_pos_) synced_pos_ = target_pos;
@@ -539,12 +584,13 @@ class JournalIndex : public KvIndex {
   }
 
   std::unique_ptr<KvIndex> inner_;
+  const JournalHooks hooks_;
   const int fd_;
   const uint64_t bytes_;
   const Layout layout_;
   const uint64_t max_record_;
 
-  std::mutex mu_;  // order: mu_, then apply_mu_ or sync_mu_
+  std::mutex mu_;  // order: mu_, then apply_mu_, then sync_mu_
   uint64_t next_seq_;
   uint64_t salt_ = 0;
   uint64_t head_ = kHeaderBlock;
@@ -557,7 +603,7 @@ class JournalIndex : public KvIndex {
   std::atomic<bool> broken_{false};
 
   std::deque<std::shared_ptr<Pending>> pending_;  // in the ring, waiting for its fdatasync
-  std::mutex apply_mu_;  // order: mu_, then apply_mu_; held while writes are applied
+  std::mutex apply_mu_;  // order: mu_, then apply_mu_, then sync_mu_; held while writes are applied
   std::atomic<uint64_t> ring_synced_seq_{0};  // records up to it are fdatasynced
 
   std::mutex sync_mu_;
@@ -566,6 +612,7 @@ class JournalIndex : public KvIndex {
   uint64_t durable_seq_;
   uint64_t synced_pos_ = 0;  // for tests: where unsynced records begin
   bool syncing_ = false;
+  bool sync_failed_ = false;  // an fdatasync of the ring failed (then it is given up)
   uint64_t syncing_seq_ = 0;  // the fdatasync under way covers writes up to it
 };
 
@@ -629,7 +676,7 @@ Status zero_fill(int fd, uint64_t bytes) {
 }  // namespace
 
 Result<std::unique_ptr<KvIndex>> open_journaled_index(std::unique_ptr<KvIndex> inner, const std::string& path,
-                                                      uint64_t bytes, JournalOpenInfo* info) {
+                                                      uint64_t bytes, JournalOpenInfo* info, JournalHooks hooks) {
   bytes = bytes / kPage * kPage;
   if (bytes < kMinJournalBytes) return invalid_argument("index journal: at least 1 MiB");
   int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
@@ -687,7 +734,7 @@ Result<std::unique_ptr<KvIndex>> open_journaled_index(std::unique_ptr<KvIndex> i
     if (!st.ok()) return fail(st);
     fsync_dir(std::filesystem::path(path).parent_path().string());
   }
-  auto j = std::make_unique<JournalIndex>(std::move(inner), fd, bytes, last + 1, gen);
+  auto j = std::make_unique<JournalIndex>(std::move(inner), fd, bytes, last + 1, gen, std::move(hooks));
   RETURN_IF_ERROR(j->start());
   return std::unique_ptr<KvIndex>(std::move(j));
 }

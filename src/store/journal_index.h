@@ -25,6 +25,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -43,10 +44,17 @@ struct JournalOpenInfo {
   uint64_t header_gen = 0;  // generation of the header the ring was read from
 };
 
+// For tests: stands in for fdatasync(2) of the ring once it is open (0, or
+// -1 with errno set).
+struct JournalHooks {
+  std::function<int(int fd)> fdatasync;
+};
+
 // Opens (creating and zero-filling it if needed) the ring at `path` of
 // `bytes` bytes in front of `inner`, and replays it into `inner`.
 Result<std::unique_ptr<KvIndex>> open_journaled_index(std::unique_ptr<KvIndex> inner, const std::string& path,
-                                                      uint64_t bytes, JournalOpenInfo* info = nullptr);
+                                                      uint64_t bytes, JournalOpenInfo* info = nullptr,
+                                                      JournalHooks hooks = {});
 
 // For crash tests: records in [synced, head) of the ring are written but not
 // yet fdatasynced (a power loss may lose them); the next record goes at head.
