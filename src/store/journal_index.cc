@@ -382,15 +382,16 @@ class JournalIndex : public KvIndex {
   // fdatasync of the ring, outside the group commit. A failed fdatasync may
   // have dropped the pages it could not write, so no later one that succeeds
   // proves anything: after one fails, every one counts as failed.
+  // They are serialised, so that an error the kernel reports to one call
+  // only is seen by every later one.
   Status sync_ring() {
-    int rc = fdatasync_ring();
-    int err = errno;
-    std::lock_guard sl(sync_mu_);
-    if (rc != 0) {
+    std::lock_guard rl(ring_sync_mu_);
+    if (sync_failed_) return io_error("index journal: an earlier sync failed");
+    if (fdatasync_ring() != 0) {
+      int err = errno;
       sync_failed_ = true;
       return errno_status("sync index journal", err);
     }
-    if (sync_failed_) return io_error("index journal: an earlier sync failed");
     return ok_status();
   }
 
@@ -429,7 +430,9 @@ class JournalIndex : public KvIndex {
     Status voided = ok_status();
     for (auto& p : list) {
       p->status = inner_->write(p->batch, false);
-      if (!p->status.ok() && voided.ok()) voided = void_record(*p);
+      if (p->status.ok()) continue;
+      Status v = void_record(*p);
+      if (voided.ok()) voided = v;
     }
     return voided;
   }
@@ -439,7 +442,9 @@ class JournalIndex : public KvIndex {
   // one that changes nothing, of the same length, so the chain stays whole,
   // and fdatasyncs it.
   Status void_record(const Pending& p) {
-    if (p.payload_bytes < 9) return ok_status();  // no operation to void
+    // 4 bytes: no operation. 9: one delete of the empty key, which no one
+    // uses (and the void record would be the same).
+    if (p.payload_bytes <= 9) return ok_status();
     // One delete of a key no one uses (all NUL bytes), of the length that fills the payload.
     std::string payload;
     put_u32(payload, 1);
@@ -489,6 +494,10 @@ class JournalIndex : public KvIndex {
     if (flush_.valid()) RETURN_IF_ERROR(flush_.get());
     RETURN_IF_ERROR(write_header(half_start_, half_start_seq_));
     enter_half(layout_.other_half(half_start_));
+    // The flush below must store the highest number so far, which the next
+    // header's start follows, even if the last writes were refused (their
+    // records made void): else the index would look as if it had lost them.
+    RETURN_IF_ERROR(note_seq());
     try {
       flush_ = std::async(std::launch::async, [this] { return inner_->sync(); });
     } catch (const std::system_error& e) {
@@ -498,13 +507,25 @@ class JournalIndex : public KvIndex {
     return ok_status();
   }
 
+  // mu_ held: the inner index stores the highest number used so far.
+  Status note_seq() {
+    KvBatch note;
+    note.put(kJournalSeqKey, std::to_string(next_seq_ - 1));
+    std::lock_guard a(apply_mu_);
+    return inner_->write(note, false);
+  }
+
   // mu_ held. The ring failed: from now on writes go to the inner index
-  // alone (synced when asked). The writes so far are made durable there.
+  // alone (synced when asked). The writes so far are made durable there,
+  // with the highest number used: no record of the ring is replayed after
+  // that (refused writes among them included, whose records may not have
+  // been made void).
   Status break_journal(const Status& why) {
     if (broken_) return inner_->sync();  // given up already (by another failure)
     log_given_up(why);
     broken_ = true;
     (void)apply_now(take_pending(next_seq_ - 1));
+    (void)note_seq();
     if (!inner_->sync().ok()) {
       std::lock_guard sl(sync_mu_);
       wake_all();  // waiters see broken_
@@ -550,14 +571,9 @@ class JournalIndex : public KvIndex {
       syncing_seq_ = target;
       uint64_t target_pos = written_pos_.load(std::memory_order_acquire);
       l.unlock();
-      int rc = fdatasync_ring();
-      int err = errno;
-      Status applied = rc == 0 ? ok_status() : errno_status("sync", err);
+      Status applied = sync_ring();
       l.lock();
       syncing_ = false;
-      // As in sync_ring().
-      if (rc != 0) sync_failed_ = true;
-      else if (sync_failed_) applied = io_error("index journal: an earlier sync failed");
       if (applied.ok()) {
         ring_synced(target);
         // Within the same half only (a change of half syncs on its own).
@@ -605,6 +621,8 @@ class JournalIndex : public KvIndex {
   std::deque<std::shared_ptr<Pending>> pending_;  // in the ring, waiting for its fdatasync
   std::mutex apply_mu_;  // order: mu_, then apply_mu_, then sync_mu_; held while writes are applied
   std::atomic<uint64_t> ring_synced_seq_{0};  // records up to it are fdatasynced
+  std::mutex ring_sync_mu_;                    // innermost: held across each fdatasync of the ring
+  std::atomic<bool> sync_failed_{false};       // one failed (then the ring is given up)
 
   std::mutex sync_mu_;
   std::condition_variable sync_cv_;     // waiting for an fdatasync of the ring
@@ -612,7 +630,7 @@ class JournalIndex : public KvIndex {
   uint64_t durable_seq_;
   uint64_t synced_pos_ = 0;  // for tests: where unsynced records begin
   bool syncing_ = false;
-  bool sync_failed_ = false;  // an fdatasync of the ring failed (then it is given up)
+
   uint64_t syncing_seq_ = 0;  // the fdatasync under way covers writes up to it
 };
 
