@@ -178,6 +178,9 @@ std::string CacheAdmin::metrics() {
   head("reservoir_tier_used_bytes", "gauge", "Bytes of data in each tier.");
   for (size_t i = 0; i < usage.size(); ++i)
     out += fmt::format("reservoir_tier_used_bytes{{tier=\"{}\",medium=\"{}\"}} {}\n", i, usage[i].medium, usage[i].used);
+  head("reservoir_tier_reserved_bytes", "gauge", "Room held in each tier for data being written or moved.");
+  for (size_t i = 0; i < usage.size(); ++i)
+    out += fmt::format("reservoir_tier_reserved_bytes{{tier=\"{}\",medium=\"{}\"}} {}\n", i, usage[i].medium, usage[i].reserved);
   head("reservoir_tier_evictable_units", "gauge", "Clean units ranked for eviction in each tier.");
   for (size_t i = 0; i < usage.size(); ++i)
     out += fmt::format("reservoir_tier_evictable_units{{tier=\"{}\",medium=\"{}\"}} {}\n", i, usage[i].medium, usage[i].units);

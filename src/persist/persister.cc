@@ -5,6 +5,7 @@
 #include <random>
 
 #include "common/log.h"
+#include "common/workers.h"
 
 namespace reservoir::persist {
 
@@ -106,9 +107,11 @@ Status Persister::start() {
   });
   RETURN_IF_ERROR(st);
   if (n) LOG_INFO("persister: {} dirty objects to persist from before the restart", n);
-  for (auto& q : queues_)
-    for (int i = 0; i < q->mount->config.persist.concurrency; ++i)
-      q->threads.emplace_back([this, qp = q.get()] { worker(qp); });
+  for (auto& q : queues_) {
+    start_workers(q->threads, q->mount->config.persist.concurrency, [this, qp = q.get()] { worker(qp); },
+                  "persister");
+    if (q->threads.empty()) return resource_exhausted("persister: no thread could be started");
+  }
   return ok_status();
 }
 

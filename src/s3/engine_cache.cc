@@ -3,6 +3,7 @@
 
 #include "common/json_text.h"
 #include "common/log.h"
+#include "common/workers.h"
 #include "s3/engine.h"
 #include "s3/errors.h"
 #include "s3/names.h"
@@ -60,7 +61,7 @@ Status Engine::load(const std::string& bucket, const std::string& prefix, int co
     }
   };
   std::vector<std::thread> threads;
-  for (int i = 1; i < std::max(1, concurrency); ++i) threads.emplace_back(work);
+  start_workers(threads, std::max(1, concurrency) - 1, work, "cache load");
   work();
   for (auto& t : threads) t.join();
   return p.cancel ? aborted("the load was cancelled") : ok_status();

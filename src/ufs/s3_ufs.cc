@@ -10,6 +10,7 @@
 #include <pugixml.hpp>
 
 #include "common/hash.h"
+#include "common/workers.h"
 #include "http/client.h"
 #include "http/request.h"
 #include "s3/sigv4.h"
@@ -382,7 +383,7 @@ class S3Ufs : public UnderStore {
     };
     std::vector<std::thread> threads;
     int n = std::max(1, std::min<int>(o_.part_concurrency, static_cast<int>(parts)));
-    for (int i = 1; i < n; ++i) threads.emplace_back(worker);
+    start_workers(threads, n - 1, worker, "s3 under store: multipart upload");
     worker();
     for (auto& t : threads) t.join();
     if (failed.ok()) {

@@ -431,13 +431,32 @@ def test_read_types_no_cache_and_promote(backend, make_server, tmp_path):
     assert stat(srv, "hot/o0")["tiers"] == [{"tier": 1, "medium": "ssd", "bytes": MiB}]
     # Each read may promote it, once the evictor has made room in the mem tier
     # (it demotes down to the low watermark after the reads above).
-    deadline = time.time() + 5
+    deadline = time.time() + 15
     while True:
         assert s3.get_object(Bucket="rc", Key="hot/o0")["Body"].read() == blob(MiB, 10)
         if stat(srv, "hot/o0")["tiers"][0]["tier"] == 0 or time.time() > deadline:
             break
         time.sleep(0.1)
-    assert stat(srv, "hot/o0")["tiers"][0]["tier"] == 0, "promoted back to the mem tier"
+
+    def tiers_seen():
+        m = srv.metrics()
+        return {"objects": {f"o{i}": stat(srv, f"hot/o{i}")["tiers"] for i in range(4)},
+                "used": [metric(m, "reservoir_tier_used_bytes", tier=str(t)) for t in (0, 1)],
+                "reserved": [metric(m, "reservoir_tier_reserved_bytes", tier=str(t)) for t in (0, 1)],
+                "promotions": metric(m, "reservoir_cache_promotions_total")}
+    assert stat(srv, "hot/o0")["tiers"][0]["tier"] == 0, f"promoted back to the mem tier: {tiers_seen()}"
+    # The tiers' accounting matches the data in them (only these four objects
+    # are kept), and nothing is left reserved, once moves under way are done.
+    def consistent(seen):
+        held = [sum(e["bytes"] for tiers in seen["objects"].values() for e in tiers if e["tier"] == t)
+                for t in (0, 1)]
+        return seen["used"] == held and seen["reserved"] == [0, 0]
+    deadline = time.time() + 5
+    seen = tiers_seen()
+    while not consistent(seen) and time.time() < deadline:
+        time.sleep(0.2)
+        seen = tiers_seen()
+    assert consistent(seen), seen
     assert metric(srv.metrics(), "reservoir_cache_promotions_total") >= 1
     assert (metric(srv.metrics(), "reservoir_cache_evictions_total", tier="0", reason="demote") or 0) >= 1
     # bytes intact after the moves, and nothing fetched again
