@@ -553,12 +553,10 @@ class JournalIndex : public KvIndex {
         { std::lock_guard lk(mu_); }  // giving the ring up applied every waiting write
         return inner_->sync();
       }
-      if (sync_failed_) {  // the ring is being given up: wait for that
-        applied_cv_.wait(l);
-        continue;
-      }
-      // Covered by an fdatasync done or under way: wait until applied.
-      if (ring_synced_seq() >= seq || (syncing_ && syncing_seq_ >= seq)) {
+      // The ring is being given up (which applies every waiting write), or
+      // the write is covered by an fdatasync done or under way: wait until
+      // applied.
+      if (sync_failed_ || ring_synced_seq() >= seq || (syncing_ && syncing_seq_ >= seq)) {
         applied_cv_.wait(l);
         continue;
       }
