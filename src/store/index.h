@@ -35,9 +35,20 @@ class KvIndex {
                       const std::function<bool(std::string_view, std::string_view)>& fn) = 0;
 };
 
+struct RocksIndexOptions {
+  // Values this large (0 = none) are kept in blob files rather than in the
+  // table files, which compactions rewrite (rocks_index.cc).
+  uint64_t min_blob_size = 4096;
+  // Live values are rewritten to new blob files once this much of the blob
+  // files is garbage, in bytes and as a fraction of their size.
+  uint64_t gc_min_garbage = 64ull << 20;
+  double gc_garbage_ratio = 0.5;
+};
+
 // wal = false: no write-ahead log; sync() (and a synced write) flushes the
 // memtable to a table file. For use behind the index journal only.
-Result<std::unique_ptr<KvIndex>> open_rocks_index(const std::string& dir, bool wal = true);
+Result<std::unique_ptr<KvIndex>> open_rocks_index(const std::string& dir, bool wal = true,
+                                                  const RocksIndexOptions& options = {});
 std::unique_ptr<KvIndex> make_memory_index();
 // For crash tests: a new memory index holding what a power loss would leave
 // of `index` (made by make_memory_index): every synced write and all writes

@@ -1,8 +1,15 @@
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
+#include <rocksdb/listener.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 
+#include "common/log.h"
 #include "store/index.h"
 
 namespace reservoir::store {
@@ -15,9 +22,98 @@ Status rocks_status(const rocksdb::Status& s, const char* what) {
   return io_error(std::string(what) + ": " + s.ToString());
 }
 
+uint64_t int_property(rocksdb::DB& db, const std::string& name) {
+  std::string v;
+  if (!db.GetProperty(name, &v)) return 0;
+  return std::strtoull(v.c_str(), nullptr, 10);
+}
+
+// Values of at least `min_blob_size` bytes (the data of small objects) live in
+// blob files, so compactions move only their references. A blob file is
+// deleted once every value in it is garbage; the rest of the garbage (objects
+// evicted or overwritten among others still cached) is collected here: when it
+// reaches `gc_garbage_ratio` of the blob files and `gc_min_garbage` bytes, a
+// full compaction rewrites the live values into new files. Woken by RocksDB
+// after each flush and compaction.
+class BlobCollector : public rocksdb::EventListener {
+ public:
+  explicit BlobCollector(const RocksIndexOptions& o) : o_(o) {}
+
+  void OnFlushCompleted(rocksdb::DB*, const rocksdb::FlushJobInfo&) override { poke(); }
+  void OnCompactionCompleted(rocksdb::DB*, const rocksdb::CompactionJobInfo&) override { poke(); }
+
+  void start(rocksdb::DB* db) {
+    db_ = db;
+    poke();
+    thread_ = std::thread([this] { run(); });
+  }
+  void stop() {
+    {
+      std::lock_guard lk(mu_);
+      stop_ = true;
+    }
+    canceled_ = true;
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  void poke() {
+    {
+      std::lock_guard lk(mu_);
+      poked_ = true;
+    }
+    cv_.notify_all();
+  }
+
+  void run() {
+    std::unique_lock lk(mu_);
+    while (true) {
+      cv_.wait(lk, [&] { return stop_ || poked_; });
+      if (stop_) return;
+      poked_ = false;
+      lk.unlock();
+      collect_if_due();
+      lk.lock();
+    }
+  }
+
+  void collect_if_due() {
+    uint64_t garbage = int_property(*db_, rocksdb::DB::Properties::kLiveBlobFileGarbageSize);
+    uint64_t total = int_property(*db_, rocksdb::DB::Properties::kLiveBlobFileSize);
+    // Garbage the last collection could not remove (held by a snapshot, say)
+    // does not start another until as much again has gathered.
+    if (garbage < o_.gc_min_garbage + floor_ || garbage < o_.gc_garbage_ratio * static_cast<double>(total)) return;
+    rocksdb::CompactRangeOptions cro;
+    cro.blob_garbage_collection_policy = rocksdb::BlobGarbageCollectionPolicy::kForce;
+    cro.blob_garbage_collection_age_cutoff = 1.0;
+    cro.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForceOptimized;
+    cro.canceled = &canceled_;
+    auto s = db_->CompactRange(cro, nullptr, nullptr);
+    floor_ = int_property(*db_, rocksdb::DB::Properties::kLiveBlobFileGarbageSize);
+    uint64_t after = int_property(*db_, rocksdb::DB::Properties::kLiveBlobFileSize);
+    if (!s.ok() && !canceled_) LOG_WARN("index: collecting blob garbage failed: {}", s.ToString());
+    else LOG_INFO("index: blob files {} -> {} bytes ({} bytes of garbage before)", total, after, garbage);
+  }
+
+  const RocksIndexOptions o_;
+  rocksdb::DB* db_ = nullptr;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool poked_ = false;
+  bool stop_ = false;
+  std::atomic<bool> canceled_{false};
+  uint64_t floor_ = 0;  // collector thread only
+  std::thread thread_;
+};
+
 class RocksIndex : public KvIndex {
  public:
-  RocksIndex(std::unique_ptr<rocksdb::DB> db, bool wal) : db_(std::move(db)), wal_(wal) {}
+  RocksIndex(std::unique_ptr<rocksdb::DB> db, bool wal, std::shared_ptr<BlobCollector> collector)
+      : collector_(std::move(collector)), db_(std::move(db)), wal_(wal) {
+    collector_->start(db_.get());
+  }
+  ~RocksIndex() override { collector_->stop(); }
 
   Result<std::optional<std::string>> get(std::string_view key) override {
     std::string v;
@@ -62,13 +158,15 @@ class RocksIndex : public KvIndex {
   }
 
  private:
+  // Declared first so it outlives the database, whose closing flush calls it.
+  std::shared_ptr<BlobCollector> collector_;
   std::unique_ptr<rocksdb::DB> db_;
   const bool wal_;
 };
 
 }  // namespace
 
-Result<std::unique_ptr<KvIndex>> open_rocks_index(const std::string& dir, bool wal) {
+Result<std::unique_ptr<KvIndex>> open_rocks_index(const std::string& dir, bool wal, const RocksIndexOptions& o) {
   rocksdb::Options opts;
   opts.create_if_missing = true;
   opts.IncreaseParallelism(2);
@@ -82,10 +180,17 @@ Result<std::unique_ptr<KvIndex>> open_rocks_index(const std::string& dir, bool w
   // index blocks of every table file.
   t.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
   opts.table_factory.reset(rocksdb::NewBlockBasedTableFactory(t));
+  // Object data in blob files, written once at flush (see BlobCollector): the
+  // compactions of the index's own records then no longer copy it.
+  opts.enable_blob_files = o.min_blob_size > 0;
+  opts.min_blob_size = o.min_blob_size;
+  auto collector = std::make_shared<BlobCollector>(o);
+  opts.listeners.push_back(collector);
   rocksdb::DB* raw = nullptr;
   auto s = rocksdb::DB::Open(opts, dir, &raw);
   if (!s.ok()) return rocks_status(s, "open index");
-  return std::unique_ptr<KvIndex>(std::make_unique<RocksIndex>(std::unique_ptr<rocksdb::DB>(raw), wal));
+  return std::unique_ptr<KvIndex>(
+      std::make_unique<RocksIndex>(std::unique_ptr<rocksdb::DB>(raw), wal, std::move(collector)));
 }
 
 }  // namespace reservoir::store

@@ -1,0 +1,137 @@
+// The RocksDB index: object data in blob files, and their garbage collected.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <filesystem>
+#include <string>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "store/index.h"
+#include "test_util.h"
+
+namespace reservoir::store {
+namespace {
+
+using testing_util::TempDir;
+
+constexpr int kValues = 200;
+constexpr size_t kValueBytes = 8 * 1024;
+
+std::string key(int i) { return fmt::format("i{:016x}", i); }
+std::string value(int i) { return std::string(kValueBytes, static_cast<char>('a' + i % 26)) + std::to_string(i); }
+
+// Bytes in the index's blob files on disk.
+uint64_t blob_bytes(const std::string& dir) {
+  uint64_t n = 0;
+  for (auto& e : std::filesystem::directory_iterator(dir))
+    if (e.path().extension() == ".blob") n += e.file_size();
+  return n;
+}
+
+// Waits up to 20 s for the blob files to shrink below `limit` bytes.
+bool blob_bytes_fall_below(const std::string& dir, uint64_t limit) {
+  for (int i = 0; i < 200; i++) {
+    if (blob_bytes(dir) < limit) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return false;
+}
+
+std::unique_ptr<KvIndex> open(const std::string& dir, const RocksIndexOptions& o) {
+  auto r = open_rocks_index(dir, /*wal=*/false, o);
+  EXPECT_TRUE(r.ok()) << r.status().to_string();
+  return r.ok() ? std::move(r.value()) : nullptr;
+}
+
+// Writes kValues values and flushes them into one table file and its blob file.
+void fill(KvIndex& idx) {
+  for (int i = 0; i < kValues; i += 10) {
+    KvBatch b;
+    for (int j = i; j < i + 10; j++) b.put(key(j), value(j));
+    ASSERT_TRUE(idx.write(b, false).ok());
+  }
+  ASSERT_TRUE(idx.sync().ok());
+}
+
+// Deletes the values whose number `drop` accepts, then flushes.
+template <class F>
+void drop_where(KvIndex& idx, F drop) {
+  KvBatch b;
+  for (int i = 0; i < kValues; i++)
+    if (drop(i)) b.del(key(i));
+  ASSERT_TRUE(idx.write(b, false).ok());
+  ASSERT_TRUE(idx.sync().ok());
+}
+
+void expect_values(KvIndex& idx, bool (*kept)(int)) {
+  for (int i = 0; i < kValues; i++) {
+    auto v = idx.get(key(i));
+    ASSERT_TRUE(v.ok()) << v.status().to_string();
+    if (kept(i)) {
+      ASSERT_TRUE(v.value().has_value()) << i;
+      EXPECT_EQ(*v.value(), value(i)) << i;
+    } else {
+      EXPECT_FALSE(v.value().has_value()) << i;
+    }
+  }
+}
+
+bool every_fourth(int i) { return i % 4 == 0; }
+bool none(int) { return false; }
+
+TEST(RocksIndex, LargeValuesLiveInBlobFilesAndSmallOnesDoNot) {
+  TempDir dir;
+  auto idx = open(dir.path(), {.min_blob_size = 4096});
+  fill(*idx);
+  EXPECT_GE(blob_bytes(dir.path()), kValues * kValueBytes);
+  KvBatch b;
+  for (int i = 0; i < 100; i++) b.put(fmt::format("o{}", i), std::string(100, 'x'));
+  auto before = blob_bytes(dir.path());
+  ASSERT_TRUE(idx->write(b, false).ok());
+  ASSERT_TRUE(idx->sync().ok());
+  EXPECT_EQ(blob_bytes(dir.path()), before);
+}
+
+TEST(RocksIndex, PartlyDeadBlobFilesAreRewritten) {
+  TempDir dir;
+  RocksIndexOptions o{.min_blob_size = 1024, .gc_min_garbage = 256 * 1024, .gc_garbage_ratio = 0.5};
+  auto idx = open(dir.path(), o);
+  fill(*idx);
+  uint64_t full = blob_bytes(dir.path());
+  ASSERT_GE(full, kValues * kValueBytes);
+  // Three in four become garbage; the table files' compaction counts it, and
+  // the collector rewrites the live quarter.
+  drop_where(*idx, [](int i) { return !every_fourth(i); });
+  EXPECT_TRUE(blob_bytes_fall_below(dir.path(), full / 2)) << blob_bytes(dir.path()) << " of " << full;
+  expect_values(*idx, every_fourth);
+  idx.reset();
+  idx = open(dir.path(), o);
+  expect_values(*idx, every_fourth);
+}
+
+TEST(RocksIndex, GarbageBelowTheThresholdStays) {
+  TempDir dir;
+  RocksIndexOptions o{.min_blob_size = 1024, .gc_min_garbage = 64ull << 20, .gc_garbage_ratio = 0.5};
+  auto idx = open(dir.path(), o);
+  fill(*idx);
+  uint64_t full = blob_bytes(dir.path());
+  drop_where(*idx, [](int i) { return !every_fourth(i); });
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  EXPECT_EQ(blob_bytes(dir.path()), full);
+  expect_values(*idx, every_fourth);
+}
+
+TEST(RocksIndex, AnAllDeadBlobFileIsDeletedWithoutACollection) {
+  TempDir dir;
+  RocksIndexOptions o{.min_blob_size = 1024, .gc_min_garbage = 64ull << 20, .gc_garbage_ratio = 0.5};
+  auto idx = open(dir.path(), o);
+  fill(*idx);
+  drop_where(*idx, [](int) { return true; });
+  EXPECT_TRUE(blob_bytes_fall_below(dir.path(), 1)) << blob_bytes(dir.path());
+  expect_values(*idx, none);
+}
+
+}  // namespace
+}  // namespace reservoir::store
