@@ -1,6 +1,11 @@
+#include <sys/statvfs.h>
+
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <cstdint>
 #include <mutex>
+#include <system_error>
 #include <thread>
 
 #include <rocksdb/db.h>
@@ -23,9 +28,14 @@ Status rocks_status(const rocksdb::Status& s, const char* what) {
 }
 
 uint64_t int_property(rocksdb::DB& db, const std::string& name) {
-  std::string v;
-  if (!db.GetProperty(name, &v)) return 0;
-  return std::strtoull(v.c_str(), nullptr, 10);
+  uint64_t v = 0;
+  return db.GetIntProperty(name, &v) ? v : 0;
+}
+
+uint64_t free_bytes(const std::string& dir) {
+  struct statvfs sv {};
+  if (::statvfs(dir.c_str(), &sv) != 0) return UINT64_MAX;
+  return static_cast<uint64_t>(sv.f_bavail) * sv.f_frsize;
 }
 
 // Values of at least `min_blob_size` bytes (the data of small objects) live in
@@ -37,7 +47,7 @@ uint64_t int_property(rocksdb::DB& db, const std::string& name) {
 // after each flush and compaction.
 class BlobCollector : public rocksdb::EventListener {
  public:
-  explicit BlobCollector(const RocksIndexOptions& o) : o_(o) {}
+  BlobCollector(std::string dir, const RocksIndexOptions& o) : dir_(std::move(dir)), o_(o) {}
 
   void OnFlushCompleted(rocksdb::DB*, const rocksdb::FlushJobInfo&) override { poke(); }
   void OnCompactionCompleted(rocksdb::DB*, const rocksdb::CompactionJobInfo&) override { poke(); }
@@ -45,7 +55,11 @@ class BlobCollector : public rocksdb::EventListener {
   void start(rocksdb::DB* db) {
     db_ = db;
     poke();
-    thread_ = std::thread([this] { run(); });
+    try {
+      thread_ = std::thread([this] { run(); });
+    } catch (const std::system_error& e) {
+      LOG_WARN("index: no thread to collect blob garbage ({}); whole dead blob files are still deleted", e.what());
+    }
   }
   void stop() {
     {
@@ -79,23 +93,39 @@ class BlobCollector : public rocksdb::EventListener {
   }
 
   void collect_if_due() {
-    uint64_t garbage = int_property(*db_, rocksdb::DB::Properties::kLiveBlobFileGarbageSize);
-    uint64_t total = int_property(*db_, rocksdb::DB::Properties::kLiveBlobFileSize);
-    // Garbage the last collection could not remove (held by a snapshot, say)
+    using P = rocksdb::DB::Properties;
+    uint64_t garbage = int_property(*db_, P::kLiveBlobFileGarbageSize);
+    uint64_t total = int_property(*db_, P::kLiveBlobFileSize);
+    // Garbage a collection could not remove (held by a snapshot, or no room)
     // does not start another until as much again has gathered.
-    if (garbage < o_.gc_min_garbage + floor_ || garbage < o_.gc_garbage_ratio * static_cast<double>(total)) return;
+    floor_ = std::min(floor_, garbage);
+    bool due = garbage >= floor_ + o_.gc_min_garbage && garbage >= o_.gc_garbage_ratio * static_cast<double>(total);
+    if (o_.on_check) o_.on_check(garbage, total);
+    if (!due) return;
+    // Until the old files go, the rewrite needs room for the live values and
+    // for new table files.
+    uint64_t need = total - garbage + int_property(*db_, P::kTotalSstFilesSize) + o_.gc_min_garbage;
+    uint64_t room = o_.free_bytes ? o_.free_bytes(dir_) : free_bytes(dir_);
+    if (room < need) {
+      LOG_WARN("index: {} bytes of blob garbage not collected: {} bytes free, {} needed", garbage, room, need);
+      floor_ = garbage;
+      return;
+    }
     rocksdb::CompactRangeOptions cro;
     cro.blob_garbage_collection_policy = rocksdb::BlobGarbageCollectionPolicy::kForce;
     cro.blob_garbage_collection_age_cutoff = 1.0;
     cro.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForceOptimized;
     cro.canceled = &canceled_;
     auto s = db_->CompactRange(cro, nullptr, nullptr);
-    floor_ = int_property(*db_, rocksdb::DB::Properties::kLiveBlobFileGarbageSize);
-    uint64_t after = int_property(*db_, rocksdb::DB::Properties::kLiveBlobFileSize);
-    if (!s.ok() && !canceled_) LOG_WARN("index: collecting blob garbage failed: {}", s.ToString());
-    else LOG_INFO("index: blob files {} -> {} bytes ({} bytes of garbage before)", total, after, garbage);
+    floor_ = int_property(*db_, P::kLiveBlobFileGarbageSize);
+    if (canceled_) return;
+    if (!s.ok()) LOG_WARN("index: collecting blob garbage failed: {}", s.ToString());
+    else
+      LOG_INFO("index: blob files {} -> {} bytes ({} bytes of garbage before)", total,
+               int_property(*db_, P::kLiveBlobFileSize), garbage);
   }
 
+  const std::string dir_;
   const RocksIndexOptions o_;
   rocksdb::DB* db_ = nullptr;
   std::mutex mu_;
@@ -170,6 +200,10 @@ Result<std::unique_ptr<KvIndex>> open_rocks_index(const std::string& dir, bool w
   rocksdb::Options opts;
   opts.create_if_missing = true;
   opts.IncreaseParallelism(2);
+  // One flush and three compactions at a time: a garbage collection (a long
+  // manual compaction) must not hold the only compaction slot, or level 0
+  // fills and RocksDB slows every write down.
+  opts.max_background_jobs = 4;
   opts.OptimizeLevelStyleCompaction(64 << 20);
   opts.max_open_files = 512;
   opts.keep_log_file_num = 4;
@@ -184,7 +218,7 @@ Result<std::unique_ptr<KvIndex>> open_rocks_index(const std::string& dir, bool w
   // compactions of the index's own records then no longer copy it.
   opts.enable_blob_files = o.min_blob_size > 0;
   opts.min_blob_size = o.min_blob_size;
-  auto collector = std::make_shared<BlobCollector>(o);
+  auto collector = std::make_shared<BlobCollector>(dir, o);
   opts.listeners.push_back(collector);
   rocksdb::DB* raw = nullptr;
   auto s = rocksdb::DB::Open(opts, dir, &raw);
