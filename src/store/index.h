@@ -43,9 +43,10 @@ struct RocksIndexOptions {
   // files is garbage, in bytes and as a fraction of their size.
   uint64_t gc_min_garbage = 64ull << 20;
   double gc_garbage_ratio = 0.5;
-  // Tests: called after each check with the blob files' garbage and size;
-  // replaces the file system's free bytes of the index's directory.
-  std::function<void(uint64_t garbage, uint64_t blob_bytes)> on_check;
+  // Tests: called after each check with the blob files' garbage and size
+  // before it, and whether a collection ran; replaces the file system's free
+  // bytes of the index's directory.
+  std::function<void(uint64_t garbage, uint64_t blob_bytes, bool collected)> on_check;
   std::function<uint64_t(const std::string& dir)> free_bytes;
 };
 

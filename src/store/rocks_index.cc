@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <cerrno>
 #include <cstdint>
+#include <cstring>
 #include <mutex>
 #include <system_error>
 #include <thread>
@@ -34,8 +36,9 @@ uint64_t int_property(rocksdb::DB& db, const std::string& name) {
 
 uint64_t free_bytes(const std::string& dir) {
   struct statvfs sv {};
-  if (::statvfs(dir.c_str(), &sv) != 0) return UINT64_MAX;
-  return static_cast<uint64_t>(sv.f_bavail) * sv.f_frsize;
+  if (::statvfs(dir.c_str(), &sv) == 0) return static_cast<uint64_t>(sv.f_bavail) * sv.f_frsize;
+  LOG_WARN("index: free space of {} unknown ({}); collecting blob garbage anyway", dir, std::strerror(errno));
+  return UINT64_MAX;
 }
 
 // Values of at least `min_blob_size` bytes (the data of small objects) live in
@@ -57,7 +60,7 @@ class BlobCollector : public rocksdb::EventListener {
     poke();
     try {
       thread_ = std::thread([this] { run(); });
-    } catch (const std::system_error& e) {
+    } catch (const std::exception& e) {
       LOG_WARN("index: no thread to collect blob garbage ({}); whole dead blob files are still deleted", e.what());
     }
   }
@@ -93,23 +96,29 @@ class BlobCollector : public rocksdb::EventListener {
   }
 
   void collect_if_due() {
+    uint64_t garbage = int_property(*db_, rocksdb::DB::Properties::kLiveBlobFileGarbageSize);
+    uint64_t total = int_property(*db_, rocksdb::DB::Properties::kLiveBlobFileSize);
+    bool collected = collect(garbage, total);
+    if (o_.on_check) o_.on_check(garbage, total, collected);
+  }
+
+  // True when a collection ran to its end.
+  bool collect(uint64_t garbage, uint64_t total) {
     using P = rocksdb::DB::Properties;
-    uint64_t garbage = int_property(*db_, P::kLiveBlobFileGarbageSize);
-    uint64_t total = int_property(*db_, P::kLiveBlobFileSize);
     // Garbage a collection could not remove (held by a snapshot, or no room)
     // does not start another until as much again has gathered.
     floor_ = std::min(floor_, garbage);
-    bool due = garbage >= floor_ + o_.gc_min_garbage && garbage >= o_.gc_garbage_ratio * static_cast<double>(total);
-    if (o_.on_check) o_.on_check(garbage, total);
-    if (!due) return;
+    if (garbage < floor_ + o_.gc_min_garbage || garbage < o_.gc_garbage_ratio * static_cast<double>(total)) return false;
     // Until the old files go, the rewrite needs room for the live values and
-    // for new table files.
-    uint64_t need = total - garbage + int_property(*db_, P::kTotalSstFilesSize) + o_.gc_min_garbage;
+    // for new table files. (The two sizes come from two reads, between which
+    // a compaction may have dropped a file: hence the clamp.)
+    uint64_t live = total > garbage ? total - garbage : 0;
+    uint64_t need = live + int_property(*db_, P::kTotalSstFilesSize) + o_.gc_min_garbage;
     uint64_t room = o_.free_bytes ? o_.free_bytes(dir_) : free_bytes(dir_);
     if (room < need) {
       LOG_WARN("index: {} bytes of blob garbage not collected: {} bytes free, {} needed", garbage, room, need);
       floor_ = garbage;
-      return;
+      return false;
     }
     rocksdb::CompactRangeOptions cro;
     cro.blob_garbage_collection_policy = rocksdb::BlobGarbageCollectionPolicy::kForce;
@@ -118,11 +127,14 @@ class BlobCollector : public rocksdb::EventListener {
     cro.canceled = &canceled_;
     auto s = db_->CompactRange(cro, nullptr, nullptr);
     floor_ = int_property(*db_, P::kLiveBlobFileGarbageSize);
-    if (canceled_) return;
-    if (!s.ok()) LOG_WARN("index: collecting blob garbage failed: {}", s.ToString());
-    else
-      LOG_INFO("index: blob files {} -> {} bytes ({} bytes of garbage before)", total,
-               int_property(*db_, P::kLiveBlobFileSize), garbage);
+    if (canceled_) return false;
+    if (!s.ok()) {
+      LOG_WARN("index: collecting blob garbage failed: {}", s.ToString());
+      return false;
+    }
+    LOG_INFO("index: blob files {} -> {} bytes ({} bytes of garbage before)", total,
+             int_property(*db_, P::kLiveBlobFileSize), garbage);
+    return true;
   }
 
   const std::string dir_;
@@ -200,9 +212,10 @@ Result<std::unique_ptr<KvIndex>> open_rocks_index(const std::string& dir, bool w
   rocksdb::Options opts;
   opts.create_if_missing = true;
   opts.IncreaseParallelism(2);
-  // One flush and three compactions at a time: a garbage collection (a long
-  // manual compaction) must not hold the only compaction slot, or level 0
-  // fills and RocksDB slows every write down.
+  // Four background jobs (one flush; compactions beside it once level 0 or
+  // the compaction debt grows): a garbage collection (a long manual
+  // compaction) then does not hold the only compaction slot while level 0
+  // fills up and RocksDB slows every write down.
   opts.max_background_jobs = 4;
   opts.OptimizeLevelStyleCompaction(64 << 20);
   opts.max_open_files = 512;
