@@ -54,6 +54,13 @@ std::string metrics_text(s3::Engine& e) {
   out += fmt::format("reservoir_dirty_objects {}\n", s.dirty_objects);
   gauge("reservoir_dirty_bytes", "Bytes of acknowledged objects not yet persisted.");
   out += fmt::format("reservoir_dirty_bytes {}\n", s.dirty_bytes);
+  auto ix = e.store().index_stats();
+  gauge("reservoir_index_blob_bytes", "Bytes of the index's blob files (small objects' data).");
+  out += fmt::format("reservoir_index_blob_bytes {}\n", ix.blob_bytes);
+  gauge("reservoir_index_blob_garbage_bytes", "Bytes of the index's blob files counted as dead.");
+  out += fmt::format("reservoir_index_blob_garbage_bytes {}\n", ix.blob_garbage_bytes);
+  counter("reservoir_index_blob_collections_total", "Garbage collections of the index's blob files.");
+  out += fmt::format("reservoir_index_blob_collections_total {}\n", ix.blob_collections);
   auto stats = e.persister().stats();
   gauge("reservoir_persist_queued", "Keys waiting for upload.");
   for (auto& m : stats) out += fmt::format("reservoir_persist_queued{{mount=\"{}\"}} {}\n", m.mount, m.queued);

@@ -244,6 +244,7 @@ class CacheStore {
 
   const ObjectFiles& files() const { return files_; }
   StoreStats stats() const;
+  IndexStats index_stats() const { return index_->stats(); }
   // Dirty objects and bytes of one bucket.
   StoreStats bucket_stats(const std::string& bucket) const;
 

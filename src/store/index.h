@@ -22,6 +22,13 @@ struct KvBatch {
   void del(std::string k) { ops.emplace_back(std::move(k), std::nullopt); }
 };
 
+// What the index reports about its own storage (for /metrics).
+struct IndexStats {
+  uint64_t blob_bytes = 0;          // RocksDB blob files (small objects' data)
+  uint64_t blob_garbage_bytes = 0;  // of which counted as dead
+  uint64_t blob_collections = 0;    // garbage collections run to their end
+};
+
 class KvIndex {
  public:
   virtual ~KvIndex() = default;
@@ -33,6 +40,7 @@ class KvIndex {
   // Calls fn(key, value) for keys in [start, end) in order until fn returns false.
   virtual Status scan(std::string_view start, std::string_view end,
                       const std::function<bool(std::string_view, std::string_view)>& fn) = 0;
+  virtual IndexStats stats() { return {}; }
 };
 
 struct RocksIndexOptions {

@@ -235,6 +235,7 @@ class JournalIndex : public KvIndex {
   }
 
   Result<std::optional<std::string>> get(std::string_view key) override { return inner_->get(key); }
+  IndexStats stats() override { return inner_->stats(); }
   Status scan(std::string_view start, std::string_view end,
               const std::function<bool(std::string_view, std::string_view)>& fn) override {
     return inner_->scan(start, end, fn);

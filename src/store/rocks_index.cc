@@ -64,6 +64,8 @@ class BlobCollector : public rocksdb::EventListener {
       LOG_WARN("index: no thread to collect blob garbage ({}); whole dead blob files are still deleted", e.what());
     }
   }
+  uint64_t collections() const { return collections_; }
+
   void stop() {
     {
       std::lock_guard lk(mu_);
@@ -134,6 +136,7 @@ class BlobCollector : public rocksdb::EventListener {
     }
     LOG_INFO("index: blob files {} -> {} bytes ({} bytes of garbage before)", total,
              int_property(*db_, P::kLiveBlobFileSize), garbage);
+    collections_++;
     return true;
   }
 
@@ -146,6 +149,7 @@ class BlobCollector : public rocksdb::EventListener {
   bool stop_ = false;
   std::atomic<bool> canceled_{false};
   uint64_t floor_ = 0;  // collector thread only
+  std::atomic<uint64_t> collections_{0};
   std::thread thread_;
 };
 
@@ -176,6 +180,14 @@ class RocksIndex : public KvIndex {
     wo.disableWAL = !wal_;
     RETURN_IF_ERROR(rocks_status(db_->Write(wo, &wb), "index write"));
     return sync && !wal_ ? this->sync() : ok_status();
+  }
+
+  IndexStats stats() override {
+    IndexStats s;
+    s.blob_bytes = int_property(*db_, rocksdb::DB::Properties::kLiveBlobFileSize);
+    s.blob_garbage_bytes = int_property(*db_, rocksdb::DB::Properties::kLiveBlobFileGarbageSize);
+    s.blob_collections = collector_->collections();
+    return s;
   }
 
   Status sync() override {

@@ -117,6 +117,7 @@ TEST(RocksIndex, LargeValuesLiveInBlobFilesAndSmallOnesDoNot) {
   auto idx = open(dir.path(), {.min_blob_size = 4096});
   fill(*idx);
   EXPECT_GE(blob_bytes(dir.path()), kValues * kValueBytes);
+  EXPECT_EQ(idx->stats().blob_bytes, blob_bytes(dir.path()));
   KvBatch b;
   for (int i = 0; i < 100; i++) b.put(fmt::format("o{}", i), std::string(100, 'x'));
   auto before = blob_bytes(dir.path());
@@ -139,6 +140,11 @@ TEST(RocksIndex, PartlyDeadBlobFilesAreRewritten) {
   drop_where(*idx, [](int i) { return !every_fourth(i); });
   EXPECT_TRUE(checks.wait_for_collections(1));
   EXPECT_TRUE(blob_bytes_fall_below(dir.path(), full / 2)) << blob_bytes(dir.path()) << " of " << full;
+  auto st = idx->stats();
+  EXPECT_EQ(st.blob_collections, 1u);
+  EXPECT_GT(st.blob_bytes, 0u);
+  EXPECT_LE(st.blob_bytes, blob_bytes(dir.path()));  // files just made obsolete may linger
+  EXPECT_EQ(st.blob_garbage_bytes, 0u);
   expect_values(*idx, every_fourth);
   idx.reset();
   idx = open(dir.path(), o);
