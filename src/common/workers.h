@@ -1,7 +1,7 @@
 // Starting helper threads for work that workers take in turn.
 #pragma once
 
-#include <system_error>
+#include <exception>
 #include <thread>
 #include <vector>
 
@@ -18,7 +18,7 @@ void start_workers(std::vector<std::thread>& threads, int n, const F& fn, const 
   for (int i = 0; i < n; ++i) {
     try {
       threads.emplace_back(fn);
-    } catch (const std::system_error& e) {
+    } catch (const std::exception& e) {  // system_error, or bad_alloc for its state
       LOG_WARN("{}: {} of {} helper threads started ({}); going on with those", what, i, n, e.what());
       return;
     }

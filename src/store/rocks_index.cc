@@ -6,9 +6,9 @@
 #include <condition_variable>
 #include <cstdint>
 #include <cstring>
-#include <exception>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
@@ -17,6 +17,7 @@
 #include <rocksdb/write_batch.h>
 
 #include "common/log.h"
+#include "common/workers.h"
 #include "store/index.h"
 
 namespace reservoir::store {
@@ -34,7 +35,7 @@ uint64_t int_property(rocksdb::DB& db, const std::string& name) {
   return db.GetIntProperty(name, &v) ? v : 0;
 }
 
-uint64_t free_bytes(const std::string& dir) {
+uint64_t statvfs_free_bytes(const std::string& dir) {
   struct statvfs sv {};
   if (::statvfs(dir.c_str(), &sv) == 0) return static_cast<uint64_t>(sv.f_bavail) * sv.f_frsize;
   LOG_WARN("index: free space of {} unknown ({}); collecting blob garbage anyway", dir, std::strerror(errno));
@@ -58,11 +59,8 @@ class BlobCollector : public rocksdb::EventListener {
   void start(rocksdb::DB* db) {
     db_ = db;
     poke();
-    try {
-      thread_ = std::thread([this] { run(); });
-    } catch (const std::exception& e) {
-      LOG_WARN("index: no thread to collect blob garbage ({}); whole dead blob files are still deleted", e.what());
-    }
+    // Without it, whole dead blob files are still deleted.
+    start_workers(threads_, 1, [this] { run(); }, "index: blob garbage collector");
   }
   uint64_t collections() const { return collections_; }
 
@@ -73,7 +71,8 @@ class BlobCollector : public rocksdb::EventListener {
     }
     canceled_ = true;
     cv_.notify_all();
-    if (thread_.joinable()) thread_.join();
+    for (auto& t : threads_)
+      if (t.joinable()) t.join();
   }
 
  private:
@@ -116,7 +115,7 @@ class BlobCollector : public rocksdb::EventListener {
     // a compaction may have dropped a file: hence the clamp.)
     uint64_t live = total > garbage ? total - garbage : 0;
     uint64_t need = live + int_property(*db_, P::kTotalSstFilesSize) + o_.gc_min_garbage;
-    uint64_t room = o_.free_bytes ? o_.free_bytes(dir_) : free_bytes(dir_);
+    uint64_t room = o_.free_bytes ? o_.free_bytes(dir_) : statvfs_free_bytes(dir_);
     if (room < need) {
       LOG_WARN("index: {} bytes of blob garbage not collected: {} bytes free, {} needed", garbage, room, need);
       floor_ = garbage;
@@ -150,7 +149,7 @@ class BlobCollector : public rocksdb::EventListener {
   std::atomic<bool> canceled_{false};
   uint64_t floor_ = 0;  // collector thread only
   std::atomic<uint64_t> collections_{0};
-  std::thread thread_;
+  std::vector<std::thread> threads_;  // the one collector thread; none if it could not start
 };
 
 class RocksIndex : public KvIndex {
