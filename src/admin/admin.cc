@@ -61,6 +61,12 @@ std::string metrics_text(s3::Engine& e) {
   out += fmt::format("reservoir_index_blob_garbage_bytes {}\n", ix.blob_garbage_bytes);
   counter("reservoir_index_blob_collections_total", "Garbage collections of the index's blob files.");
   out += fmt::format("reservoir_index_blob_collections_total {}\n", ix.blob_collections);
+  auto md = e.store().metadata_records();
+  gauge("reservoir_cache_metadata_records", "Persisted records that hold no data (metadata only).");
+  out += fmt::format("reservoir_cache_metadata_records {}\n", md.records);
+  counter("reservoir_cache_metadata_records_forgotten_total",
+          "Metadata-only records forgotten beyond cache.max_metadata_records.");
+  out += fmt::format("reservoir_cache_metadata_records_forgotten_total {}\n", md.forgotten);
   auto stats = e.persister().stats();
   gauge("reservoir_persist_queued", "Keys waiting for upload.");
   for (auto& m : stats) out += fmt::format("reservoir_persist_queued{{mount=\"{}\"}} {}\n", m.mount, m.queued);

@@ -70,6 +70,7 @@ int serve(Config config) {
   sopts.high_watermark = config.cache.high_watermark;
   sopts.low_watermark = config.cache.low_watermark;
   sopts.memory = config.cache.memory;
+  sopts.max_metadata_records = config.cache.max_metadata_records;
   auto store = store::CacheStore::open(sopts, std::move(index.value()));
   if (!store.ok()) {
     LOG_ERROR("cannot open the cache store: {}", store.status().to_string());

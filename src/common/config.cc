@@ -90,6 +90,13 @@ class Reader {
       else fail(key, "an integer");
     }
   }
+  void count(const char* key, uint64_t& out) {
+    if (auto n = t_.get(key)) {
+      auto v = n->value<int64_t>();
+      if (v && *v >= 0) out = static_cast<uint64_t>(*v);
+      else fail(key, "an integer >= 0");
+    }
+  }
   void number(const char* key, double& out) {
     if (auto n = t_.get(key)) {
       if (auto v = n->value<double>()) out = *v;
@@ -305,6 +312,7 @@ Result<Config> parse_config(std::string_view text, std::string_view origin) {
     r.duration("ttl_check_interval", c.cache.ttl_check_interval);
     r.integer("load_concurrency", c.cache.load_concurrency);
     r.size("memory", c.cache.memory);
+    r.count("max_metadata_records", c.cache.max_metadata_records);
     RETURN_IF_ERROR(r.status());
   }
   if (auto* mounts = root["mount"].as_array()) {
@@ -399,9 +407,9 @@ std::string describe_config(const Config& c) {
       c.server.durability == Durability::fsync ? "fsync" : "none", c.server.max_connections,
       c.auth.access_key);
   for (auto& t : c.tiers) s += fmt::format("\n  tier medium={} path={} quota={}", t.medium, t.path, t.quota);
-  s += fmt::format("\n  cache page_size={} eviction={} watermarks={}/{} readahead_pages={} memory={}", c.cache.page_size,
-                   c.cache.eviction, c.cache.low_watermark, c.cache.high_watermark, c.cache.readahead_pages,
-                   c.cache.memory);
+  s += fmt::format("\n  cache page_size={} eviction={} watermarks={}/{} readahead_pages={} memory={} max_metadata_records={}",
+                   c.cache.page_size, c.cache.eviction, c.cache.low_watermark, c.cache.high_watermark,
+                   c.cache.readahead_pages, c.cache.memory, c.cache.max_metadata_records);
   for (auto& m : c.mounts)
     s += fmt::format(
         "\n  mount {} -> {} write_mode={} persist(concurrency={} max_ops_per_sec={} max_bytes_per_sec={} delay={}ms) on_full={}",

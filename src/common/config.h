@@ -74,6 +74,7 @@ struct CacheConfig {
   std::chrono::milliseconds ttl_check_interval{10'000};  // how often path TTLs are applied
   int load_concurrency = 8;            // parallel fetches of `reservoir load`
   uint64_t memory = 64ull << 20;       // small objects (<= 64 KiB) also held in memory, in all; 0 = none
+  uint64_t max_metadata_records = 1'000'000;  // records holding no data kept at most (LRU beyond); 0 = no limit
 };
 
 struct PersistConfig {

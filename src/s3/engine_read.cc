@@ -98,6 +98,7 @@ Result<std::optional<ObjectMeta>> Engine::current(const std::string& bucket, con
         expire(bucket, key, m);
         return std::optional<ObjectMeta>();
       }
+      if (m.segments.empty()) store_.touch_record(bucket, key);  // metadata only: counts as used
       if (!needs_check(m, where.policy)) return cur.value();
       auto info = u.head(where.ufs_path);
       if (!info.ok() && info.status().code() != Code::not_found) {

@@ -105,6 +105,11 @@ void CacheSpace::remove_reader(const std::string& bucket, const std::string& key
   if (it != readers_.end() && --it->second <= 0) readers_.erase(it);
 }
 
+bool CacheSpace::being_read(const std::string& bucket, const std::string& key) const {
+  std::lock_guard lk(mu_);
+  return readers_.count(object_id(bucket, key)) > 0;
+}
+
 uint64_t CacheSpace::excess(int tier) const {
   std::lock_guard lk(mu_);
   const Tier& t = tiers_[static_cast<size_t>(tier)];

@@ -74,6 +74,7 @@ class CacheSpace {
   // Objects being read are never evicted.
   void add_reader(const std::string& bucket, const std::string& key);
   void remove_reader(const std::string& bucket, const std::string& key);
+  bool being_read(const std::string& bucket, const std::string& key) const;
 
   // Tiers over their high watermark need eviction down to the low one.
   // Returns the bytes to free on `tier` (0 = none).

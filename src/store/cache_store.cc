@@ -85,7 +85,7 @@ std::optional<std::string_view> ReadHandle::memory_view(uint64_t offset, uint64_
 CacheStore::CacheStore(const StoreOptions& o, std::unique_ptr<KvIndex> index)
     : files_(tier_dirs(o.tiers)), index_(std::move(index)), durable_(o.durable), inline_max_(o.inline_max),
       space_(std::make_unique<CacheSpace>(o.tiers, o.policy, o.high_watermark, o.low_watermark)),
-      hot_(o.memory) {}
+      hot_(o.memory), max_metadata_records_(o.max_metadata_records) {}
 
 CacheStore::~CacheStore() { stop_evictor(); }
 
@@ -352,7 +352,7 @@ Result<bool> CacheStore::set_state_if_current(const std::string& bucket, const s
     RETURN_IF_ERROR(index_->write(b, durable_ && sync));
     hot_.erase(bucket, key);
     account(bucket, &*old, &m);
-    if (m.deleted && state == PersistState::persisted) space_->untrack(bucket, key, -1);
+    if (m.deleted && state == PersistState::persisted) untrack_object(bucket, key);
     else track_object(bucket, key, m);
   }
   return true;
@@ -375,7 +375,7 @@ Status CacheStore::erase(const std::string& bucket, const std::string& key) {
     RETURN_IF_ERROR(index_->write(b, durable_));
     hot_.erase(bucket, key);
     account(bucket, &*old, nullptr);
-    space_->untrack(bucket, key, -1);
+    untrack_object(bucket, key);
   }
   ObjectMeta none;
   remove_unshared(bucket, key, &*old, none);

@@ -20,6 +20,7 @@
 #include <string_view>
 #include <vector>
 
+#include "cache/record_lru.h"
 #include "common/config.h"
 #include "common/status.h"
 #include "store/cache_space.h"
@@ -102,6 +103,15 @@ struct StoreOptions {
   double high_watermark = 0.95;       // eviction starts above this share of a quota ...
   double low_watermark = 0.85;        // ... and frees down to this one
   uint64_t memory = 64ull << 20;      // small objects also held in memory, in all (0 = none)
+  // Records that hold no data (metadata only: read through by HEAD, pages
+  // not kept, empty objects) kept at most; the least recently used beyond
+  // are forgotten (0 = no limit). Records with data go with their last byte.
+  uint64_t max_metadata_records = 1'000'000;
+};
+
+struct MetadataRecordStats {
+  uint64_t records = 0;    // persisted records holding no data
+  uint64_t forgotten = 0;  // since the open
 };
 
 class CacheStore {
@@ -237,6 +247,15 @@ class CacheStore {
   // nothing is removed if a record could not be decoded at open.
   void sweep_orphans();
 
+  // --- records that hold no data (see cache/record_lru.h) ---
+  // Counts a read of the key's record, if it is one of them.
+  void touch_record(const std::string& bucket, const std::string& key);
+  // Forgets the least recently used of them beyond max_metadata_records
+  // (the next read asks the under store again). Pinned keys and keys being
+  // read are passed over. Called by the evictor; returns how many went.
+  uint64_t forget_metadata_records();
+  MetadataRecordStats metadata_records() const;
+
   // --- runtime path rules (pin, ttl), kept in the index ---
   Status put_rule(const std::string& path, const std::string& json);
   Status delete_rule(const std::string& path);
@@ -264,6 +283,8 @@ class CacheStore {
   };
   void remove_orphans(const DataRefs& referenced, uint64_t below);
   void track_object(const std::string& bucket, const std::string& key, const ObjectMeta& m);
+  // The record is gone: no longer ranked as data nor as metadata only.
+  void untrack_object(const std::string& bucket, const std::string& key);
   void drop_pages(const std::string& bucket, const std::string& key, uint64_t version);
   // Whether the version has a cached page other than `page` (true on an index error).
   bool has_other_page(const std::string& bucket, const std::string& key, uint64_t version, uint64_t page);
@@ -290,6 +311,9 @@ class CacheStore {
   std::map<std::string, std::pair<int64_t, int64_t>> bucket_dirty_;  // objects, bytes
   std::unique_ptr<CacheSpace> space_;
   HotObjects hot_;
+  cache::RecordLru metadata_only_;  // bucket '\0' key -> version; changed under the key's lock
+  uint64_t max_metadata_records_;
+  std::atomic<uint64_t> metadata_forgotten_{0};
   std::function<bool(const std::string&, const std::string&)> pinned_;
   std::mutex evict_mu_;  // one eviction pass at a time
   // One tier move at a time (eviction's demotions, readers' promotions): two

@@ -28,6 +28,14 @@ bool clean_paged(const ObjectMeta& m) {
   return !m.deleted && m.state == PersistState::persisted && m.page_size != 0 && m.segments.empty();
 }
 
+// A persisted record without data of its own: metadata only, unless pages
+// of it are cached (those take it out of the metadata-only ranking).
+bool data_free(const ObjectMeta& m) {
+  return !m.deleted && m.state == PersistState::persisted && m.segments.empty();
+}
+
+std::string record_id(const std::string& bucket, const std::string& key) { return bucket + '\0' + key; }
+
 uint64_t data_bytes(const ObjectMeta& m) {
   uint64_t n = 0;
   for (auto& s : m.segments) n += s.size;
@@ -60,6 +68,14 @@ void CacheStore::track_object(const std::string& bucket, const std::string& key,
     space_->track({bucket, key, m.version, -1, m.segments.front().tier, data_bytes(m)});
   else
     space_->untrack(bucket, key, -1);
+  // A new version has no pages yet.
+  if (data_free(m)) metadata_only_.touch(record_id(bucket, key), m.version);
+  else metadata_only_.remove(record_id(bucket, key));
+}
+
+void CacheStore::untrack_object(const std::string& bucket, const std::string& key) {
+  space_->untrack(bucket, key, -1);
+  metadata_only_.remove(record_id(bucket, key));
 }
 
 Status CacheStore::rebuild_space() {
@@ -105,6 +121,7 @@ Status CacheStore::rebuild_space() {
     seen.add(*seg);
     space_->add_data(seg->tier, seg->size);
     space_->track({p->bucket, p->key, p->version, static_cast<int64_t>(p->page), seg->tier, seg->size});
+    metadata_only_.remove(record_id(p->bucket, p->key), p->version);  // it has data
     return true;
   });
   RETURN_IF_ERROR(st);
@@ -222,6 +239,7 @@ Result<bool> CacheStore::put_page(const std::string& bucket, const std::string& 
   // Clean data: after a crash it is fetched again if lost.
   RETURN_IF_ERROR(index_->write(b, false));
   space_->track({bucket, key, version, static_cast<int64_t>(page), seg.tier, seg.size});
+  metadata_only_.remove(record_id(bucket, key), version);
   return true;
 }
 
@@ -289,7 +307,7 @@ Result<bool> CacheStore::erase_version(const std::string& bucket, const std::str
     RETURN_IF_ERROR(index_->write(b, durable_));
     hot_.erase(bucket, key);
     account(bucket, &*old, nullptr);
-    space_->untrack(bucket, key, -1);
+    untrack_object(bucket, key);
   }
   ObjectMeta none;
   remove_unshared(bucket, key, &*old, none);
@@ -344,6 +362,7 @@ void CacheStore::evictor_loop() {
       uint64_t ex = space_->excess(t);
       if (ex) evict(t, ex, t + 1 < space_->tier_count(), "capacity");
     }
+    forget_metadata_records();
     lk.lock();
   }
 }
@@ -375,6 +394,50 @@ uint64_t CacheStore::evict(int tier, uint64_t bytes, bool demote, const std::str
     freed += u.bytes;
   }
   return freed;
+}
+
+void CacheStore::touch_record(const std::string& bucket, const std::string& key) {
+  metadata_only_.refresh(record_id(bucket, key));
+}
+
+uint64_t CacheStore::forget_metadata_records() {
+  if (!max_metadata_records_) return 0;
+  size_t n = metadata_only_.size();
+  if (n <= max_metadata_records_) return 0;
+  // At most this many looked at per call (the evictor calls again in 50 ms).
+  constexpr size_t kBatch = 10'000;
+  uint64_t gone = 0;
+  for (auto& [id, version] : metadata_only_.coldest(std::min<size_t>(n - max_metadata_records_, kBatch))) {
+    auto z = id.find('\0');
+    std::string bucket = id.substr(0, z), key = id.substr(z + 1);
+    if ((pinned_ && pinned_(bucket, key)) || space_->being_read(bucket, key)) {
+      metadata_only_.refresh(id);  // passed over: the next coldest goes instead
+      continue;
+    }
+    std::lock_guard lk(key_lock(bucket, key));
+    // Every change of the record, and every page cached of it, updates the
+    // ranking under this lock: still ranked means still metadata only.
+    if (!metadata_only_.contains(id, version)) continue;
+    auto cur = get(bucket, key);
+    if (!cur.ok()) continue;
+    if (!cur.value() || cur.value()->version != version || !data_free(*cur.value())) {
+      metadata_only_.remove(id, version);
+      continue;
+    }
+    KvBatch b;
+    b.del(obj_key(bucket, key));
+    // Clean: if a crash loses this delete, the record comes back, still true.
+    if (!index_->write(b, false).ok()) continue;
+    hot_.erase(bucket, key);
+    untrack_object(bucket, key);
+    ++gone;
+  }
+  metadata_forgotten_ += gone;
+  return gone;
+}
+
+MetadataRecordStats CacheStore::metadata_records() const {
+  return {metadata_only_.size(), metadata_forgotten_.load()};
 }
 
 Result<Segment> CacheStore::copy_data(const Segment& seg, int to_tier) {
@@ -517,6 +580,7 @@ Result<bool> CacheStore::drop_unit(const CacheUnit& u) {
       RETURN_IF_ERROR(index_->write(b, false));
       hot_.erase(u.bucket, u.key);
       space_->untrack(u.bucket, u.key, u.page, u.version);
+      metadata_only_.remove(record_id(u.bucket, u.key), u.version);  // gone with its record, or had a page
     }
     remove_data(*seg);
     return true;
@@ -532,7 +596,7 @@ Result<bool> CacheStore::drop_unit(const CacheUnit& u) {
     b.del(obj_key(u.bucket, u.key));
     RETURN_IF_ERROR(index_->write(b, durable_));
     hot_.erase(u.bucket, u.key);
-    space_->untrack(u.bucket, u.key, -1);
+    untrack_object(u.bucket, u.key);
   }
   ObjectMeta none;
   remove_unshared(u.bucket, u.key, &*old, none);

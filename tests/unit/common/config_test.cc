@@ -57,6 +57,21 @@ TEST(config_test, rejects_bad_values_with_the_key_name) {
   EXPECT_FALSE(parse_config("this is = = not toml").ok());
 }
 
+TEST(config_test, cache_max_metadata_records) {
+  EXPECT_EQ(default_config().cache.max_metadata_records, 1'000'000u);
+  auto c = parse_config("[cache]\nmax_metadata_records = 5000\n");
+  ASSERT_TRUE(c.ok()) << c.status().to_string();
+  EXPECT_EQ(c->cache.max_metadata_records, 5000u);
+  auto off = parse_config("[cache]\nmax_metadata_records = 0\n");
+  ASSERT_TRUE(off.ok());
+  EXPECT_EQ(off->cache.max_metadata_records, 0u);
+  for (const char* bad : {"max_metadata_records = -1", "max_metadata_records = \"many\"", "max_metadata_records = 1.5"}) {
+    auto r = parse_config(std::string("[cache]\n") + bad + "\n");
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_NE(r.status().message().find("max_metadata_records"), std::string::npos) << r.status().message();
+  }
+}
+
 TEST(config_test, cache_memory_for_small_objects) {
   EXPECT_EQ(default_config().cache.memory, 64ull << 20);
   auto c = parse_config("[cache]\nmemory = \"256MiB\"\n");

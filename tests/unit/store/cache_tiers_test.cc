@@ -41,6 +41,10 @@ class TieredStore {
     store_->set_pin_check([this](const std::string&, const std::string& k) { return pinned_.count(k) > 0; });
   }
   CacheStore& s() { return *store_; }
+  void set_max_metadata_records(uint64_t n) {
+    opts_.max_metadata_records = n;
+    reopen();
+  }
   std::set<std::string> pinned_;
   // Opens again with the last tier taken out of the configuration.
   Status reopen_without_last_tier() {
@@ -394,6 +398,125 @@ TEST(cache_tiers_test, freeing_a_replaced_version_leaves_the_newer_one) {
   ASSERT_TRUE(cur.ok());
   EXPECT_EQ(*cur, 4000u);
   EXPECT_FALSE(t.cached("k"));
+}
+
+// --- records that hold no data (metadata only) ---
+
+// Keys of "b" that still have a record, among `keys`.
+std::set<std::string> recorded(TieredStore& t, std::initializer_list<const char*> keys) {
+  std::set<std::string> out;
+  for (const char* k : keys)
+    if (t.cached(k)) out.insert(k);
+  return out;
+}
+
+// Calls forget 10 times, as the evictor would (a call that meets only
+// records it must pass over forgets nothing); returns the total.
+uint64_t forget_all(TieredStore& t) {
+  uint64_t total = 0;
+  for (int i = 0; i < 10; ++i) total += t.s().forget_metadata_records();
+  return total;
+}
+
+TEST(cache_tiers_test, metadata_only_records_beyond_the_limit_go_least_recently_used_first) {
+  TieredStore t(0, 0);
+  t.set_max_metadata_records(3);
+  for (const char* k : {"a", "b", "c", "d", "e"}) t.read_through(k, 4096);
+  EXPECT_EQ(t.s().metadata_records().records, 5u);
+  t.s().touch_record("b", "a");  // a read: now the most recent
+  t.s().touch_record("b", "never-seen");
+  EXPECT_EQ(t.s().forget_metadata_records(), 2u);
+  EXPECT_EQ(recorded(t, {"a", "b", "c", "d", "e"}), (std::set<std::string>{"a", "d", "e"}));
+  EXPECT_EQ(t.s().metadata_records().records, 3u);
+  EXPECT_EQ(t.s().metadata_records().forgotten, 2u);
+  EXPECT_EQ(t.s().forget_metadata_records(), 0u);
+  // A forgotten key can be recorded again (the next read asks the under store).
+  t.read_through("b", 4096);
+  EXPECT_TRUE(t.cached("b"));
+  EXPECT_EQ(t.s().forget_metadata_records(), 1u);
+  EXPECT_EQ(recorded(t, {"a", "b", "c", "d", "e"}), (std::set<std::string>{"a", "b", "e"}));
+}
+
+TEST(cache_tiers_test, records_with_data_or_not_persisted_are_not_metadata_only) {
+  TieredStore t(0, 0);
+  t.set_max_metadata_records(1);
+  uint64_t pv = t.read_through("paged", 2 * 4096);
+  auto p0 = t.put_page("paged", pv, 0, blob(4096, 'a'));
+  auto p1 = t.put_page("paged", pv, 1, blob(4096, 'b'));
+  t.put("whole", blob(8 * KiB, 'w'), PersistState::persisted);
+  t.put("dirty", blob(8 * KiB, 'd'), PersistState::dirty, false);
+  ObjectMeta empty;  // an empty object: no data at all
+  empty.state = PersistState::dirty;
+  auto e = t.s().commit("b", "empty", empty);
+  ASSERT_TRUE(e.ok());
+  EXPECT_EQ(t.s().metadata_records().records, 0u) << "an empty object counts once persisted";
+  ASSERT_TRUE(t.s().set_state_if_current("b", "empty", e->version, PersistState::persisted).value());
+  t.read_through("headed", 4096);
+  EXPECT_EQ(t.s().metadata_records().records, 2u);
+  EXPECT_EQ(forget_all(t), 1u);
+  EXPECT_EQ(recorded(t, {"paged", "whole", "dirty", "empty", "headed"}),
+            (std::set<std::string>{"paged", "whole", "dirty", "headed"}));
+  EXPECT_EQ(t.read("whole"), blob(8 * KiB, 'w'));
+  // A dropped page leaves a record with another page out of the count; the
+  // last page takes its record along.
+  EXPECT_TRUE(t.s().drop_unit(CacheUnit{"b", "paged", pv, 1, 0, 4096}).value());
+  EXPECT_EQ(t.s().metadata_records().records, 1u);
+  EXPECT_TRUE(t.s().drop_unit(CacheUnit{"b", "paged", pv, 0, 0, 4096}).value());
+  EXPECT_FALSE(t.cached("paged"));
+  EXPECT_EQ(t.s().metadata_records().records, 1u);
+  p0.reset();
+  p1.reset();
+  // Overwritten by a write through the cache: dirty data, out of the count.
+  t.put("headed", blob(4 * KiB, 'h'), PersistState::dirty, false);
+  EXPECT_EQ(t.s().metadata_records().records, 0u);
+  ASSERT_TRUE(t.s().erase("b", "dirty").ok());
+  EXPECT_EQ(t.s().metadata_records().records, 0u);
+}
+
+TEST(cache_tiers_test, pinned_and_read_metadata_only_records_are_passed_over) {
+  TieredStore t(0, 0);
+  t.set_max_metadata_records(1);
+  for (const char* k : {"pinned", "read", "plain1", "plain2"}) t.read_through(k, 4096);
+  t.pinned_.insert("pinned");
+  t.s().space().add_reader("b", "read");
+  EXPECT_EQ(forget_all(t), 2u);
+  EXPECT_EQ(recorded(t, {"pinned", "read", "plain1", "plain2"}), (std::set<std::string>{"pinned", "read"}));
+  t.s().space().remove_reader("b", "read");
+  EXPECT_EQ(forget_all(t), 1u);
+  EXPECT_EQ(recorded(t, {"pinned", "read"}), (std::set<std::string>{"pinned"}));
+}
+
+TEST(cache_tiers_test, the_metadata_only_ranking_is_rebuilt_at_open) {
+  TieredStore t(0, 0);
+  t.set_max_metadata_records(0);  // no limit
+  for (const char* k : {"x", "y", "z"}) t.read_through(k, 4096);
+  uint64_t yv = t.read_through("y", 4096);
+  auto page = t.put_page("y", yv, 0, blob(4096, 'y'));
+  page.reset();
+  EXPECT_EQ(t.s().forget_metadata_records(), 0u);
+  t.set_max_metadata_records(1);  // reopens
+  EXPECT_EQ(t.s().metadata_records().records, 2u) << "x and z; y has a page";
+  EXPECT_EQ(forget_all(t), 1u);
+  EXPECT_EQ(recorded(t, {"x", "y", "z"}).size(), 2u);
+  EXPECT_TRUE(t.cached("y"));
+  // The forget survives a reopen.
+  t.reopen();
+  EXPECT_EQ(t.s().metadata_records().records, 1u);
+}
+
+TEST(cache_tiers_test, the_evictor_forgets_metadata_only_records_beyond_the_limit) {
+  TieredStore t(0, 0);
+  t.set_max_metadata_records(2);
+  t.s().start_evictor();
+  for (int i = 0; i < 20; ++i) t.read_through("k" + std::to_string(i), 4096);
+  for (int i = 0; i < 500 && t.s().metadata_records().records > 2; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  t.s().stop_evictor();
+  EXPECT_EQ(t.s().metadata_records().records, 2u);
+  EXPECT_EQ(t.s().metadata_records().forgotten, 18u);
+  EXPECT_TRUE(t.cached("k19"));
+  EXPECT_TRUE(t.cached("k18"));
+  EXPECT_FALSE(t.cached("k0"));
 }
 
 }  // namespace
