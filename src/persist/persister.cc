@@ -4,6 +4,7 @@
 #include <deque>
 #include <random>
 
+#include "common/guarded.h"
 #include "common/log.h"
 #include "common/workers.h"
 
@@ -183,7 +184,10 @@ void Persister::worker(Queue* q) {
     if (!q->ready.empty() && q->active < std::max(1, static_cast<int>(q->limit))) q->cv.notify_one();
     lk.unlock();
     auto [bucket, key] = split_key(full);
-    Next next = process(q, bucket, key, attempt);
+    Next next;
+    // An exception (not an error value) is retried like an unavailable backend.
+    if (!guarded("persister", [&, &b = bucket, &k = key] { next = process(q, b, k, attempt); }))
+      next = {true, backoff(attempt), attempt + 1};
     lk.lock();
     q->active--;
     q->in_flight.erase(full);

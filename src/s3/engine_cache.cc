@@ -1,6 +1,7 @@
 // Cache management: load, free, stat, runtime rules (pin, ttl) and TTL sweeps.
 #include <nlohmann/json.hpp>
 
+#include "common/guarded.h"
 #include "common/json_text.h"
 #include "common/log.h"
 #include "common/workers.h"
@@ -36,20 +37,24 @@ Status Engine::load(const std::string& bucket, const std::string& prefix, int co
   std::atomic<size_t> next{0};
   auto work = [&] {
     for (size_t i = next++; i < keys.size() && !p.cancel; i = next++) {
-      const auto& [key, size] = keys[i];
+      const std::string& key = keys[i].first;
+      uint64_t size = keys[i].second;
       Status st;
-      auto h = open_object(bucket, key);
-      if (h.ok() && h->meta().page_size) {
-        auto where = ns_.resolve(bucket, key);
-        if (!where.ok()) st = where.status();
-        else {
-          PagedObject o{bucket, key, h->meta().version, h->meta().size, h->meta().page_size,
-                        where->mount->store.get(), where->ufs_path, ReadType::cache, h->meta().etag};
-          st = reads_->load(o).status();
+      bool ran = guarded("cache load", [&] {
+        auto h = open_object(bucket, key);
+        if (h.ok() && h->meta().page_size) {
+          auto where = ns_.resolve(bucket, key);
+          if (!where.ok()) st = where.status();
+          else {
+            PagedObject o{bucket, key, h->meta().version, h->meta().size, h->meta().page_size,
+                          where->mount->store.get(), where->ufs_path, ReadType::cache, h->meta().etag};
+            st = reads_->load(o).status();
+          }
+        } else if (!h.ok()) {
+          st = h.status();
         }
-      } else if (!h.ok()) {
-        st = h.status();
-      }
+      });
+      if (!ran) st = internal_error("unexpected exception (logged)");
       if (st.ok()) {
         p.objects_done++;
         p.bytes_done += size;
@@ -277,8 +282,10 @@ void Engine::start_maintenance() {
       maint_cv_.wait_for(lk, config_.cache.ttl_check_interval);
       if (maint_stop_) break;
       lk.unlock();
-      uint64_t n = apply_ttls();
-      if (n) LOG_INFO("path TTLs: {} objects freed or deleted", n);
+      guarded("path TTLs", [this] {
+        uint64_t n = apply_ttls();
+        if (n) LOG_INFO("path TTLs: {} objects freed or deleted", n);
+      });
       lk.lock();
     }
   });

@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include "common/fileio.h"
+#include "common/guarded.h"
 #include "common/log.h"
 #include "store/cache_store.h"
 #include "store/keys.h"
@@ -338,7 +339,7 @@ void CacheStore::set_pin_check(std::function<bool(const std::string&, const std:
 void CacheStore::start_evictor() {
   if (evictor_.joinable()) return;
   evictor_ = std::thread([this] { evictor_loop(); });
-  sweeper_ = std::thread([this] { sweep_orphans(); });
+  sweeper_ = std::thread([this] { guarded("orphan sweep", [this] { sweep_orphans(); }); });
 }
 
 void CacheStore::stop_evictor() {
@@ -358,11 +359,13 @@ void CacheStore::evictor_loop() {
     ev_cv_.wait_for(lk, std::chrono::milliseconds(50));
     if (ev_stop_) break;
     lk.unlock();
-    for (int t = 0; t < space_->tier_count(); ++t) {
-      uint64_t ex = space_->excess(t);
-      if (ex) evict(t, ex, t + 1 < space_->tier_count(), "capacity");
-    }
-    forget_metadata_records();
+    guarded("evictor", [&] {
+      for (int t = 0; t < space_->tier_count(); ++t) {
+        uint64_t ex = space_->excess(t);
+        if (ex) evict(t, ex, t + 1 < space_->tier_count(), "capacity");
+      }
+      forget_metadata_records();
+    });
     lk.lock();
   }
 }

@@ -16,6 +16,7 @@
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 
+#include "common/guarded.h"
 #include "common/log.h"
 #include "common/workers.h"
 #include "store/index.h"
@@ -91,7 +92,7 @@ class BlobCollector : public rocksdb::EventListener {
       if (stop_) return;
       poked_ = false;
       lk.unlock();
-      collect_if_due();
+      guarded("index: blob garbage collector", [this] { collect_if_due(); });
       lk.lock();
     }
   }

@@ -1,12 +1,17 @@
 #include "ufs/memory_ufs.h"
 
 #include <chrono>
+#include <stdexcept>
 
 #include "common/hash.h"
 
 namespace reservoir::ufs {
 
 Status MemoryUfs::check_fault() {
+  if (throw_count_ > 0) {
+    --throw_count_;
+    throw std::runtime_error("injected by throw_next");
+  }
   if (fail_count_ > 0) {
     --fail_count_;
     return fail_status_;
@@ -120,6 +125,11 @@ void MemoryUfs::fail_next(int count, Status st) {
   std::lock_guard lk(mu_);
   fail_count_ = count;
   fail_status_ = std::move(st);
+}
+
+void MemoryUfs::throw_next(int count) {
+  std::lock_guard lk(mu_);
+  throw_count_ = count;
 }
 
 void MemoryUfs::hold_writes(bool hold) {

@@ -30,6 +30,8 @@ class MemoryUfs : public UnderStore {
   // --- test controls ---
   // The next `count` calls (any operation) fail with `st`.
   void fail_next(int count, Status st);
+  // The next `count` calls throw std::runtime_error (code that should not throw, but might).
+  void throw_next(int count);
   // While held, put/remove block until release().
   void hold_writes(bool hold);
   // While held, head/get take their answer at once but return it only on
@@ -53,6 +55,7 @@ class MemoryUfs : public UnderStore {
   std::map<std::string, Obj> objects_;
   std::map<std::string, bool> dirs_;
   int fail_count_ = 0;
+  int throw_count_ = 0;
   Status fail_status_;
   bool hold_ = false;
   bool hold_answers_ = false;

@@ -245,6 +245,22 @@ TEST(persister_test, retryable_failure_still_ends_persisted) {
   EXPECT_EQ(f.stats().parked, 0u);
 }
 
+// An exception of an upload (which this code base does not use for errors,
+// but a library might throw, every time for the same object) parks the
+// object with its message; the workers go on with the next ones.
+TEST(persister_test, an_exception_during_an_upload_parks_the_object_and_the_workers_go_on) {
+  PersistFixture f;
+  f.mem().throw_next(1);
+  f.write("k", "thrown once");
+  SyncResult r = f.sync();
+  ASSERT_EQ(r.parked.size(), 1u);
+  EXPECT_NE(r.parked[0].second.find("injected by throw_next"), std::string::npos) << r.parked[0].second;
+  EXPECT_EQ(f.meta("k")->state, store::PersistState::parked);
+  f.write("k2", "and the workers go on");
+  EXPECT_TRUE(f.persister().sync("bkt", "k2", kSyncTimeout).done);
+  EXPECT_EQ(f.mem().data("bkt/k2"), std::optional<std::string>("and the workers go on"));
+}
+
 TEST(persister_test, permanent_failure_parks_until_retry_parked) {
   // A long delay holds the write back until sync() releases it, so sync sees
   // the object dirty first and then parked.

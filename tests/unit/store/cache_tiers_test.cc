@@ -519,6 +519,23 @@ TEST(cache_tiers_test, the_evictor_forgets_metadata_only_records_beyond_the_limi
   EXPECT_FALSE(t.cached("k0"));
 }
 
+TEST(cache_tiers_test, the_evictor_goes_on_after_an_exception) {
+  TieredStore t(0, 0);
+  t.set_max_metadata_records(2);
+  std::atomic<int> throws{3};
+  t.s().set_pin_check([&](const std::string&, const std::string&) -> bool {
+    if (throws.fetch_sub(1) > 0) throw std::runtime_error("pin check failed");
+    return false;
+  });
+  for (int i = 0; i < 6; ++i) t.read_through("k" + std::to_string(i), 4096);
+  t.s().start_evictor();
+  for (int i = 0; i < 500 && t.s().metadata_records().records > 2; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  t.s().stop_evictor();
+  EXPECT_LE(throws.load(), 0);
+  EXPECT_EQ(t.s().metadata_records().records, 2u);
+}
+
 }  // namespace
 }  // namespace reservoir::store
 
