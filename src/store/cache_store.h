@@ -251,8 +251,9 @@ class CacheStore {
   // Counts a read of the key's record, if it is one of them.
   void touch_record(const std::string& bucket, const std::string& key);
   // Forgets the least recently used of them beyond max_metadata_records
-  // (the next read asks the under store again). Pinned keys and keys being
-  // read are passed over. Called by the evictor; returns how many went.
+  // (the next read asks the under store again). Keys being read are passed
+  // over; pinned keys are taken out of the count. Called by the evictor;
+  // returns how many went. Without a limit nothing is ranked nor counted.
   uint64_t forget_metadata_records();
   MetadataRecordStats metadata_records() const;
 
@@ -285,6 +286,10 @@ class CacheStore {
   void track_object(const std::string& bucket, const std::string& key, const ObjectMeta& m);
   // The record is gone: no longer ranked as data nor as metadata only.
   void untrack_object(const std::string& bucket, const std::string& key);
+  // The metadata-only ranking (kept only when max_metadata_records_ != 0);
+  // version 0: any.
+  void rank_metadata(const std::string& bucket, const std::string& key, uint64_t version);
+  void unrank_metadata(const std::string& bucket, const std::string& key, uint64_t version = 0);
   void drop_pages(const std::string& bucket, const std::string& key, uint64_t version);
   // Whether the version has a cached page other than `page` (true on an index error).
   bool has_other_page(const std::string& bucket, const std::string& key, uint64_t version, uint64_t page);

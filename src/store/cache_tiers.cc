@@ -70,13 +70,21 @@ void CacheStore::track_object(const std::string& bucket, const std::string& key,
   else
     space_->untrack(bucket, key, -1);
   // A new version has no pages yet.
-  if (data_free(m)) metadata_only_.touch(record_id(bucket, key), m.version);
-  else metadata_only_.remove(record_id(bucket, key));
+  if (data_free(m)) rank_metadata(bucket, key, m.version);
+  else unrank_metadata(bucket, key);
 }
 
 void CacheStore::untrack_object(const std::string& bucket, const std::string& key) {
   space_->untrack(bucket, key, -1);
-  metadata_only_.remove(record_id(bucket, key));
+  unrank_metadata(bucket, key);
+}
+
+void CacheStore::rank_metadata(const std::string& bucket, const std::string& key, uint64_t version) {
+  if (max_metadata_records_) metadata_only_.touch(record_id(bucket, key), version);
+}
+
+void CacheStore::unrank_metadata(const std::string& bucket, const std::string& key, uint64_t version) {
+  if (max_metadata_records_) metadata_only_.remove(record_id(bucket, key), version);
 }
 
 Status CacheStore::rebuild_space() {
@@ -94,7 +102,25 @@ Status CacheStore::rebuild_space() {
         tier, tiers));
     return true;
   };
-  Status st = index_->scan("o", "p", [&](std::string_view k, std::string_view v) {
+  // Pages first: a record with a cached page is not metadata only.
+  std::set<std::string> with_pages;
+  Status st = index_->scan("g", "h", [&](std::string_view k, std::string_view v) {
+    auto p = parse_page_key(k);
+    auto seg = decode_segment(v);
+    if (!p || !seg.ok()) {
+      complete = false;
+      return true;
+    }
+    if (missing_tier(seg->tier)) return false;
+    seen.add(*seg);
+    space_->add_data(seg->tier, seg->size);
+    space_->track({p->bucket, p->key, p->version, static_cast<int64_t>(p->page), seg->tier, seg->size});
+    if (max_metadata_records_) with_pages.insert(record_id(p->bucket, p->key));
+    return true;
+  });
+  RETURN_IF_ERROR(st);
+  RETURN_IF_ERROR(inner);
+  st = index_->scan("o", "p", [&](std::string_view k, std::string_view v) {
     auto m = decode_object(v);
     if (!m.ok()) {
       inner = m.status();
@@ -107,22 +133,7 @@ Status CacheStore::rebuild_space() {
     auto [b, key] = split_bk(k.substr(1));
     account(b, nullptr, &*m);
     track_object(b, key, *m);
-    return true;
-  });
-  RETURN_IF_ERROR(st);
-  RETURN_IF_ERROR(inner);
-  st = index_->scan("g", "h", [&](std::string_view k, std::string_view v) {
-    auto p = parse_page_key(k);
-    auto seg = decode_segment(v);
-    if (!p || !seg.ok()) {
-      complete = false;
-      return true;
-    }
-    if (missing_tier(seg->tier)) return false;
-    seen.add(*seg);
-    space_->add_data(seg->tier, seg->size);
-    space_->track({p->bucket, p->key, p->version, static_cast<int64_t>(p->page), seg->tier, seg->size});
-    metadata_only_.remove(record_id(p->bucket, p->key), p->version);  // it has data
+    if (with_pages.count(std::string(k.substr(1)))) unrank_metadata(b, key);
     return true;
   });
   RETURN_IF_ERROR(st);
@@ -240,7 +251,7 @@ Result<bool> CacheStore::put_page(const std::string& bucket, const std::string& 
   // Clean data: after a crash it is fetched again if lost.
   RETURN_IF_ERROR(index_->write(b, false));
   space_->track({bucket, key, version, static_cast<int64_t>(page), seg.tier, seg.size});
-  metadata_only_.remove(record_id(bucket, key), version);
+  unrank_metadata(bucket, key, version);
   return true;
 }
 
@@ -400,30 +411,44 @@ uint64_t CacheStore::evict(int tier, uint64_t bytes, bool demote, const std::str
 }
 
 void CacheStore::touch_record(const std::string& bucket, const std::string& key) {
-  metadata_only_.refresh(record_id(bucket, key));
+  if (max_metadata_records_) metadata_only_.refresh(record_id(bucket, key));
 }
 
 uint64_t CacheStore::forget_metadata_records() {
   if (!max_metadata_records_) return 0;
   size_t n = metadata_only_.size();
   if (n <= max_metadata_records_) return 0;
-  // At most this many looked at per call (the evictor calls again in 50 ms).
+  // At most this many, for at most this long, per call (the evictor calls
+  // again in 50 ms; capacity eviction runs in between).
   constexpr size_t kBatch = 10'000;
-  uint64_t gone = 0;
+  constexpr auto kBudget = std::chrono::milliseconds(20);
+  auto deadline = std::chrono::steady_clock::now() + kBudget;
+  uint64_t gone = 0, looked = 0;
   for (auto& [id, version] : metadata_only_.coldest(std::min<size_t>(n - max_metadata_records_, kBatch))) {
+    if (++looked % 64 == 0 && std::chrono::steady_clock::now() > deadline) break;
     auto z = id.find('\0');
     std::string bucket = id.substr(0, z), key = id.substr(z + 1);
-    if ((pinned_ && pinned_(bucket, key)) || space_->being_read(bucket, key)) {
-      metadata_only_.refresh(id);  // passed over: the next coldest goes instead
+    if (pinned_ && pinned_(bucket, key)) {
+      // Not counted while pinned (else a pinned prefix over the limit would
+      // have every other record forgotten at once); ranked again when the
+      // record next changes, or at the next open.
+      metadata_only_.remove(id, version);
+      continue;
+    }
+    if (space_->being_read(bucket, key)) {
+      metadata_only_.refresh(id);  // passed over for now: the next coldest goes instead
       continue;
     }
     std::lock_guard lk(key_lock(bucket, key));
     // Every change of the record, and every page cached of it, updates the
-    // ranking under this lock: still ranked means still metadata only.
+    // ranking under this lock: still ranked means still metadata only. The
+    // record and its pages are checked all the same, so that a ranking gone
+    // wrong can cost a read through, never leave pages without their record.
     if (!metadata_only_.contains(id, version)) continue;
     auto cur = get(bucket, key);
     if (!cur.ok()) continue;
-    if (!cur.value() || cur.value()->version != version || !data_free(*cur.value())) {
+    if (!cur.value() || cur.value()->version != version || !data_free(*cur.value()) ||
+        (cur.value()->page_size && has_other_page(bucket, key, version, UINT64_MAX))) {
       metadata_only_.remove(id, version);
       continue;
     }
@@ -434,8 +459,8 @@ uint64_t CacheStore::forget_metadata_records() {
     hot_.erase(bucket, key);
     untrack_object(bucket, key);
     ++gone;
+    ++metadata_forgotten_;
   }
-  metadata_forgotten_ += gone;
   return gone;
 }
 
@@ -583,7 +608,7 @@ Result<bool> CacheStore::drop_unit(const CacheUnit& u) {
       RETURN_IF_ERROR(index_->write(b, false));
       hot_.erase(u.bucket, u.key);
       space_->untrack(u.bucket, u.key, u.page, u.version);
-      metadata_only_.remove(record_id(u.bucket, u.key), u.version);  // gone with its record, or had a page
+      unrank_metadata(u.bucket, u.key, u.version);  // gone with its record, or had a page
     }
     remove_data(*seg);
     return true;

@@ -473,17 +473,53 @@ TEST(cache_tiers_test, records_with_data_or_not_persisted_are_not_metadata_only)
   EXPECT_EQ(t.s().metadata_records().records, 0u);
 }
 
-TEST(cache_tiers_test, pinned_and_read_metadata_only_records_are_passed_over) {
+// Records being read are passed over; pinned ones are kept and taken out of
+// the count, so that a pinned prefix larger than the limit does not have
+// every other record forgotten at once.
+TEST(cache_tiers_test, pinned_and_read_metadata_only_records_are_kept) {
   TieredStore t(0, 0);
   t.set_max_metadata_records(1);
-  for (const char* k : {"pinned", "read", "plain1", "plain2"}) t.read_through(k, 4096);
-  t.pinned_.insert("pinned");
+  for (const char* k : {"pinned1", "pinned2", "read", "plain1", "plain2"}) t.read_through(k, 4096);
+  t.pinned_ = {"pinned1", "pinned2"};
   t.s().space().add_reader("b", "read");
   EXPECT_EQ(forget_all(t), 2u);
-  EXPECT_EQ(recorded(t, {"pinned", "read", "plain1", "plain2"}), (std::set<std::string>{"pinned", "read"}));
+  EXPECT_EQ(recorded(t, {"pinned1", "pinned2", "read", "plain1", "plain2"}),
+            (std::set<std::string>{"pinned1", "pinned2", "read"}));
+  EXPECT_EQ(t.s().metadata_records().records, 1u) << "only read is counted";
   t.s().space().remove_reader("b", "read");
+  t.read_through("late", 4096);
   EXPECT_EQ(forget_all(t), 1u);
-  EXPECT_EQ(recorded(t, {"pinned", "read"}), (std::set<std::string>{"pinned"}));
+  EXPECT_EQ(recorded(t, {"pinned1", "pinned2", "read", "late"}), (std::set<std::string>{"pinned1", "pinned2", "late"}));
+}
+
+TEST(cache_tiers_test, without_a_limit_nothing_is_ranked) {
+  TieredStore t(0, 0);
+  t.set_max_metadata_records(0);
+  for (const char* k : {"a", "b", "c"}) t.read_through(k, 4096);
+  t.s().touch_record("b", "a");
+  EXPECT_EQ(t.s().metadata_records().records, 0u);
+  EXPECT_EQ(t.s().forget_metadata_records(), 0u);
+  EXPECT_EQ(recorded(t, {"a", "b", "c"}).size(), 3u);
+}
+
+// A ranking gone wrong (here: a page put behind the ranking's back, as a page
+// key that could not be parsed at open would leave it) costs a read through at
+// most; forget never leaves pages without their record.
+TEST(cache_tiers_test, forget_checks_for_pages_itself) {
+  TieredStore t(0, 0);
+  t.set_max_metadata_records(1);
+  uint64_t v = t.read_through("paged", 4096);
+  auto page = t.put_page("paged", v, 0, blob(4096, 'p'));
+  page.reset();
+  // Rank "paged" again as if it had no page (what a lost update would do);
+  // it is the coldest.
+  ASSERT_TRUE(t.s().set_state_if_current("b", "paged", v, PersistState::persisted).value());
+  t.read_through("other", 4096);
+  EXPECT_EQ(t.s().metadata_records().records, 2u);
+  EXPECT_EQ(forget_all(t), 0u);
+  EXPECT_TRUE(t.cached("paged"));
+  EXPECT_TRUE(t.s().get_page("b", "paged", v, 0).value().has_value());
+  EXPECT_EQ(t.s().metadata_records().records, 1u);
 }
 
 TEST(cache_tiers_test, the_metadata_only_ranking_is_rebuilt_at_open) {
