@@ -143,7 +143,7 @@ Result<bool> Engine::record_fill(const std::string& bucket, const std::string& k
   // commit_if_absent): then the answer is not recorded.
   auto held = writes_.lock(bucket, key, /*change=*/false);
   if (writes_.changes(bucket, key) != seen) return false;
-  return store_.commit_if_absent(bucket, key, m);
+  return store_.record_if_absent(bucket, key, m);
 }
 
 Status Engine::open_cold(const std::string& bucket, const std::string& key, const ns::Resolved& where,

@@ -322,6 +322,18 @@ Result<bool> CacheStore::commit_if_absent(const std::string& bucket, const std::
   return true;
 }
 
+Result<bool> CacheStore::record_if_absent(const std::string& bucket, const std::string& key, ObjectMeta m) {
+  auto r = commit_if_absent(bucket, key, std::move(m));
+  // A burst of new records (HEADs of many keys) can outrun the evictor: past
+  // a slack of 1/64 of the limit, each new one makes room itself (outside its
+  // key's lock). Within the slack the evictor does it, so that a GET's fill,
+  // whose record gets a page a moment later, does not forget another.
+  uint64_t slack = max_metadata_records_ / 64 + 4;
+  if (r.ok() && *r && max_metadata_records_ && metadata_only_.size() > max_metadata_records_ + slack)
+    forget_metadata_records(2);
+  return r;
+}
+
 Result<bool> CacheStore::set_state_if_current(const std::string& bucket, const std::string& key, uint64_t version,
                                               PersistState state, const std::string& reason) {
   std::optional<ObjectMeta> old;

@@ -154,6 +154,11 @@ class CacheStore {
   // Like commit, but only when the key has no record (a read-miss fill must
   // never replace a newer write). Returns false when a record exists.
   Result<bool> commit_if_absent(const std::string& bucket, const std::string& key, ObjectMeta m);
+  // commit_if_absent for a record of the under store's answer (a read
+  // through): beyond max_metadata_records plus a slack of 1/64 of it (and 4),
+  // it forgets up to two of the coldest records holding no data before it
+  // returns.
+  Result<bool> record_if_absent(const std::string& bucket, const std::string& key, ObjectMeta m);
   // Sets the state of `version` if it is still current. persisted/parked
   // leave the dirty queue (parked ones are kept in a parked list). A tombstone
   // marked persisted is removed. Returns false if a newer version exists.
@@ -254,7 +259,8 @@ class CacheStore {
   // (the next read asks the under store again). Keys being read are passed
   // over; pinned keys are taken out of the count. Called by the evictor;
   // returns how many went. Without a limit nothing is ranked nor counted.
-  uint64_t forget_metadata_records();
+  // Looks at `most` records at most, for 20 ms at most.
+  uint64_t forget_metadata_records(size_t most = 10'000);
   MetadataRecordStats metadata_records() const;
 
   // --- runtime path rules (pin, ttl), kept in the index ---

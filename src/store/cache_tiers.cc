@@ -414,17 +414,16 @@ void CacheStore::touch_record(const std::string& bucket, const std::string& key)
   if (max_metadata_records_) metadata_only_.refresh(record_id(bucket, key));
 }
 
-uint64_t CacheStore::forget_metadata_records() {
+uint64_t CacheStore::forget_metadata_records(size_t most) {
   if (!max_metadata_records_) return 0;
   size_t n = metadata_only_.size();
   if (n <= max_metadata_records_) return 0;
-  // At most this many, for at most this long, per call (the evictor calls
-  // again in 50 ms; capacity eviction runs in between).
-  constexpr size_t kBatch = 10'000;
+  // At most this long per call (the evictor calls again in 50 ms; capacity
+  // eviction runs in between).
   constexpr auto kBudget = std::chrono::milliseconds(20);
   auto deadline = std::chrono::steady_clock::now() + kBudget;
   uint64_t gone = 0, looked = 0;
-  for (auto& [id, version] : metadata_only_.coldest(std::min<size_t>(n - max_metadata_records_, kBatch))) {
+  for (auto& [id, version] : metadata_only_.coldest(std::min<size_t>(n - max_metadata_records_, most))) {
     if (++looked % 64 == 0 && std::chrono::steady_clock::now() > deadline) break;
     auto z = id.find('\0');
     std::string bucket = id.substr(0, z), key = id.substr(z + 1);

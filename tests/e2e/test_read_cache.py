@@ -588,6 +588,11 @@ def test_metadata_only_records_are_bounded_least_recently_used_first(backend, ma
     assert s3.get_object(Bucket="rc", Key="big")["Body"].read() == big
     assert backend_bytes(srv) == fetched
 
+    # One more record: the count is back at the limit whether or not the
+    # evictor forgot a record while the GET above was filling (its record is
+    # metadata only until its page arrives).
+    assert s3.head_object(Bucket="rc", Key="empty")["ContentLength"] == 0
+    assert wait_metadata_records_at_most(srv, 5)[0] == 5
     # A restart rebuilds the count from the index.
     srv.restart()
     s3 = srv.client()
@@ -603,8 +608,9 @@ def test_metadata_only_records_are_bounded_least_recently_used_first(backend, ma
     for i, k in enumerate(names):
         assert s3.get_object(Bucket="rc", Key=k)["Body"].read() == blob(100 + i, i)
     assert s3.get_object(Bucket="rc", Key="big")["Body"].read() == big
-    # Each GET kept the object's page: none of them is metadata only now.
-    assert metadata_records(srv)[0] == 0
+    # Each GET kept the object's page: none of them is metadata only now
+    # (the empty object is, if it was not forgotten after the kill).
+    assert metadata_records(srv)[0] == (0 if stat(srv, "empty")["state"] == "not cached" else 1)
 
 
 def test_a_read_keeps_a_metadata_only_record(backend, make_server):

@@ -555,6 +555,27 @@ TEST(cache_tiers_test, the_evictor_forgets_metadata_only_records_beyond_the_limi
   EXPECT_FALSE(t.cached("k0"));
 }
 
+// A burst of HEADs can outrun the evictor: each new record of an under
+// store's answer then makes room itself.
+TEST(cache_tiers_test, new_records_of_reads_through_keep_the_limit_without_the_evictor) {
+  TieredStore t(0, 0);
+  t.set_max_metadata_records(10);
+  for (int i = 0; i < 200; ++i) {
+    ObjectMeta m;
+    m.size = 4096;
+    m.page_size = 4096;
+    m.state = PersistState::persisted;
+    auto r = t.s().record_if_absent("b", "k" + std::to_string(i), m);
+    ASSERT_TRUE(r.ok() && *r);
+    ASSERT_LE(t.s().metadata_records().records, 10u + 4 + 1) << i;  // the limit, its slack, the new one
+  }
+  EXPECT_EQ(t.s().metadata_records().records, 14u);
+  EXPECT_EQ(t.s().metadata_records().forgotten, 186u);
+  EXPECT_EQ(t.s().forget_metadata_records(), 4u);  // the evictor's part
+  EXPECT_TRUE(t.cached("k199"));
+  EXPECT_FALSE(t.cached("k0"));
+}
+
 TEST(cache_tiers_test, the_evictor_goes_on_after_an_exception) {
   TieredStore t(0, 0);
   t.set_max_metadata_records(2);
