@@ -53,4 +53,17 @@ std::vector<std::pair<std::string, uint64_t>> RecordLru::coldest(size_t n) const
   return out;
 }
 
+std::vector<std::pair<std::string, uint64_t>> RecordLru::take_coldest(size_t n) {
+  std::lock_guard lk(mu_);
+  std::vector<std::pair<std::string, uint64_t>> out;
+  n = std::min(n, order_.size());
+  out.reserve(n);
+  for (size_t i = 0; i < n; ++i) {
+    auto it = order_.begin();
+    out.emplace_back(it->id, it->version);
+    order_.splice(order_.end(), order_, it);
+  }
+  return out;
+}
+
 }  // namespace reservoir::cache

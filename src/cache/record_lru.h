@@ -32,6 +32,9 @@ class RecordLru {
   size_t size() const;
   // Up to n records, the least recently used first.
   std::vector<std::pair<std::string, uint64_t>> coldest(size_t n) const;
+  // The same, and makes them the most recent: callers running at once each
+  // get other records.
+  std::vector<std::pair<std::string, uint64_t>> take_coldest(size_t n);
 
  private:
   struct Entry {

@@ -236,7 +236,7 @@ std::optional<store::ReadHandle> Engine::open_hot(const std::string& bucket, con
   auto where = ns_.resolve(bucket, key);
   if (!where.ok() || expired(e->meta, where->policy) || needs_check(e->meta, where->policy)) return std::nullopt;
   store_.space().touch(bucket, key, -1);
-  if (e->meta.segments.empty()) store_.touch_record(bucket, key);  // an empty object: metadata only
+  if (e->data.empty() && e->meta.segments.empty()) store_.touch_record(bucket, key);  // an empty object: metadata only
   reads_->count_object_hit();
   std::vector<store::ReadHandle::Piece> pieces;
   store::ObjectMeta meta = e->meta;

@@ -9,6 +9,8 @@
 
 #include <fmt/format.h>
 
+#include "common/guarded.h"
+
 namespace reservoir::store {
 
 using namespace keys;
@@ -330,7 +332,7 @@ Result<bool> CacheStore::record_if_absent(const std::string& bucket, const std::
   // whose record gets a page a moment later, does not forget another.
   uint64_t slack = max_metadata_records_ / 64 + 4;
   if (r.ok() && *r && max_metadata_records_ && metadata_only_.size() > max_metadata_records_ + slack)
-    forget_metadata_records(2);
+    guarded("metadata records", [this] { forget_metadata_records(2, /*claim=*/true); });  // the record is in
   return r;
 }
 

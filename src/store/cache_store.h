@@ -257,10 +257,12 @@ class CacheStore {
   void touch_record(const std::string& bucket, const std::string& key);
   // Forgets the least recently used of them beyond max_metadata_records
   // (the next read asks the under store again). Keys being read are passed
-  // over; pinned keys are taken out of the count. Called by the evictor;
-  // returns how many went. Without a limit nothing is ranked nor counted.
-  // Looks at `most` records at most, for 20 ms at most.
-  uint64_t forget_metadata_records(size_t most = 10'000);
+  // over; pinned keys are taken out of the count. Called by the evictor and
+  // by record_if_absent; returns how many went. Without a limit nothing is
+  // ranked nor counted. Looks at `most` records at most, for 20 ms at most;
+  // `claim` makes them the most recent first, so that callers running at
+  // once take other records.
+  uint64_t forget_metadata_records(size_t most = 10'000, bool claim = false);
   MetadataRecordStats metadata_records() const;
 
   // --- runtime path rules (pin, ttl), kept in the index ---

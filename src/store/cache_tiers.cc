@@ -103,7 +103,7 @@ Status CacheStore::rebuild_space() {
     return true;
   };
   // Pages first: a record with a cached page is not metadata only.
-  std::set<std::string> with_pages;
+  std::set<std::pair<std::string, uint64_t>> with_pages;  // (bucket '\0' key, version)
   Status st = index_->scan("g", "h", [&](std::string_view k, std::string_view v) {
     auto p = parse_page_key(k);
     auto seg = decode_segment(v);
@@ -115,7 +115,7 @@ Status CacheStore::rebuild_space() {
     seen.add(*seg);
     space_->add_data(seg->tier, seg->size);
     space_->track({p->bucket, p->key, p->version, static_cast<int64_t>(p->page), seg->tier, seg->size});
-    if (max_metadata_records_) with_pages.insert(record_id(p->bucket, p->key));
+    if (max_metadata_records_) with_pages.insert({record_id(p->bucket, p->key), p->version});
     return true;
   });
   RETURN_IF_ERROR(st);
@@ -133,7 +133,7 @@ Status CacheStore::rebuild_space() {
     auto [b, key] = split_bk(k.substr(1));
     account(b, nullptr, &*m);
     track_object(b, key, *m);
-    if (with_pages.count(std::string(k.substr(1)))) unrank_metadata(b, key);
+    if (with_pages.count({std::string(k.substr(1)), m->version})) unrank_metadata(b, key);
     return true;
   });
   RETURN_IF_ERROR(st);
@@ -414,7 +414,7 @@ void CacheStore::touch_record(const std::string& bucket, const std::string& key)
   if (max_metadata_records_) metadata_only_.refresh(record_id(bucket, key));
 }
 
-uint64_t CacheStore::forget_metadata_records(size_t most) {
+uint64_t CacheStore::forget_metadata_records(size_t most, bool claim) {
   if (!max_metadata_records_) return 0;
   size_t n = metadata_only_.size();
   if (n <= max_metadata_records_) return 0;
@@ -423,7 +423,9 @@ uint64_t CacheStore::forget_metadata_records(size_t most) {
   constexpr auto kBudget = std::chrono::milliseconds(20);
   auto deadline = std::chrono::steady_clock::now() + kBudget;
   uint64_t gone = 0, looked = 0;
-  for (auto& [id, version] : metadata_only_.coldest(std::min<size_t>(n - max_metadata_records_, most))) {
+  size_t want = std::min<size_t>(n - max_metadata_records_, most);
+  auto victims = claim ? metadata_only_.take_coldest(want) : metadata_only_.coldest(want);
+  for (auto& [id, version] : victims) {
     if (++looked % 64 == 0 && std::chrono::steady_clock::now() > deadline) break;
     auto z = id.find('\0');
     std::string bucket = id.substr(0, z), key = id.substr(z + 1);
@@ -445,16 +447,28 @@ uint64_t CacheStore::forget_metadata_records(size_t most) {
     // wrong can cost a read through, never leave pages without their record.
     if (!metadata_only_.contains(id, version)) continue;
     auto cur = get(bucket, key);
-    if (!cur.ok()) continue;
-    if (!cur.value() || cur.value()->version != version || !data_free(*cur.value()) ||
-        (cur.value()->page_size && has_other_page(bucket, key, version, UINT64_MAX))) {
+    std::optional<bool> paged;  // has a page of this version (nullopt: unknown)
+    if (cur.ok() && cur.value() && cur.value()->page_size) {
+      auto pages = list_pages(bucket, key, version);
+      if (pages.ok()) paged = !pages->empty();
+    } else {
+      paged = false;
+    }
+    if (!cur.ok() || !paged) {
+      metadata_only_.refresh(id);  // an index error: try again later, after the others
+      continue;
+    }
+    if (!cur.value() || cur.value()->version != version || !data_free(*cur.value()) || *paged) {
       metadata_only_.remove(id, version);
       continue;
     }
     KvBatch b;
     b.del(obj_key(bucket, key));
     // Clean: if a crash loses this delete, the record comes back, still true.
-    if (!index_->write(b, false).ok()) continue;
+    if (!index_->write(b, false).ok()) {
+      metadata_only_.refresh(id);
+      continue;
+    }
     hot_.erase(bucket, key);
     untrack_object(bucket, key);
     ++gone;

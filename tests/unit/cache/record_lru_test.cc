@@ -69,5 +69,15 @@ TEST(record_lru_test, ids_with_nul_bytes_and_long_ids_are_kept_apart) {
   EXPECT_EQ(r.size(), 3u);
 }
 
+TEST(record_lru_test, take_coldest_hands_each_caller_other_records) {
+  RecordLru r;
+  for (int i = 0; i < 5; ++i) r.touch("k" + std::to_string(i), i + 1);
+  EXPECT_EQ(r.take_coldest(2), (std::vector<std::pair<std::string, uint64_t>>{{"k0", 1}, {"k1", 2}}));
+  EXPECT_EQ(r.take_coldest(2), (std::vector<std::pair<std::string, uint64_t>>{{"k2", 3}, {"k3", 4}}));
+  EXPECT_EQ(ids(r), (std::vector<std::string>{"k4", "k0", "k1", "k2", "k3"}));
+  EXPECT_EQ(r.size(), 5u);
+  EXPECT_EQ(r.take_coldest(10).size(), 5u);
+}
+
 }  // namespace
 }  // namespace reservoir::cache
