@@ -13,9 +13,7 @@ std::string unit_id(const std::string& bucket, const std::string& key, int64_t p
   return s;
 }
 
-namespace {
 std::string object_id(const std::string& bucket, const std::string& key) { return bucket + '\0' + key; }
-}  // namespace
 
 CacheSpace::CacheSpace(const std::vector<TierConfig>& tiers, cache::Policy policy, double high_watermark,
                        double low_watermark)

@@ -38,6 +38,8 @@ struct CacheUnit {
 };
 
 std::string unit_id(const std::string& bucket, const std::string& key, int64_t page);
+// bucket '\0' key: one object, whatever its version.
+std::string object_id(const std::string& bucket, const std::string& key);
 
 struct TierUsage {
   std::string medium;

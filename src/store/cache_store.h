@@ -294,6 +294,9 @@ class CacheStore {
   void track_object(const std::string& bucket, const std::string& key, const ObjectMeta& m);
   // The record is gone: no longer ranked as data nor as metadata only.
   void untrack_object(const std::string& bucket, const std::string& key);
+  // What forget_metadata_records did with one ranked record.
+  enum class Forget { forgotten, later, unranked };
+  Forget forget_one(const std::string& id, uint64_t version);
   // The metadata-only ranking (kept only when max_metadata_records_ != 0);
   // version 0: any.
   void rank_metadata(const std::string& bucket, const std::string& key, uint64_t version);

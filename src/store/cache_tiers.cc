@@ -35,8 +35,6 @@ bool data_free(const ObjectMeta& m) {
   return !m.deleted && m.state == PersistState::persisted && m.segments.empty();
 }
 
-std::string record_id(const std::string& bucket, const std::string& key) { return bucket + '\0' + key; }
-
 uint64_t data_bytes(const ObjectMeta& m) {
   uint64_t n = 0;
   for (auto& s : m.segments) n += s.size;
@@ -80,11 +78,11 @@ void CacheStore::untrack_object(const std::string& bucket, const std::string& ke
 }
 
 void CacheStore::rank_metadata(const std::string& bucket, const std::string& key, uint64_t version) {
-  if (max_metadata_records_) metadata_only_.touch(record_id(bucket, key), version);
+  if (max_metadata_records_) metadata_only_.touch(object_id(bucket, key), version);
 }
 
 void CacheStore::unrank_metadata(const std::string& bucket, const std::string& key, uint64_t version) {
-  if (max_metadata_records_) metadata_only_.remove(record_id(bucket, key), version);
+  if (max_metadata_records_) metadata_only_.remove(object_id(bucket, key), version);
 }
 
 Status CacheStore::rebuild_space() {
@@ -115,7 +113,7 @@ Status CacheStore::rebuild_space() {
     seen.add(*seg);
     space_->add_data(seg->tier, seg->size);
     space_->track({p->bucket, p->key, p->version, static_cast<int64_t>(p->page), seg->tier, seg->size});
-    if (max_metadata_records_) with_pages.insert({record_id(p->bucket, p->key), p->version});
+    if (max_metadata_records_) with_pages.insert({object_id(p->bucket, p->key), p->version});
     return true;
   });
   RETURN_IF_ERROR(st);
@@ -411,7 +409,7 @@ uint64_t CacheStore::evict(int tier, uint64_t bytes, bool demote, const std::str
 }
 
 void CacheStore::touch_record(const std::string& bucket, const std::string& key) {
-  if (max_metadata_records_) metadata_only_.refresh(record_id(bucket, key));
+  if (max_metadata_records_) metadata_only_.refresh(object_id(bucket, key));
 }
 
 uint64_t CacheStore::forget_metadata_records(size_t most, bool claim) {
@@ -427,54 +425,60 @@ uint64_t CacheStore::forget_metadata_records(size_t most, bool claim) {
   auto victims = claim ? metadata_only_.take_coldest(want) : metadata_only_.coldest(want);
   for (auto& [id, version] : victims) {
     if (++looked % 64 == 0 && std::chrono::steady_clock::now() > deadline) break;
-    auto z = id.find('\0');
-    std::string bucket = id.substr(0, z), key = id.substr(z + 1);
-    if (pinned_ && pinned_(bucket, key)) {
-      // Not counted while pinned (else a pinned prefix over the limit would
-      // have every other record forgotten at once); ranked again when the
-      // record next changes, or at the next open.
-      metadata_only_.remove(id, version);
-      continue;
+    switch (forget_one(id, version)) {
+      case Forget::forgotten:
+        ++gone;
+        ++metadata_forgotten_;
+        break;
+      case Forget::later:  // being read, or an index error: the next coldest goes instead
+        metadata_only_.refresh(id);
+        break;
+      case Forget::unranked:
+        break;
     }
-    if (space_->being_read(bucket, key)) {
-      metadata_only_.refresh(id);  // passed over for now: the next coldest goes instead
-      continue;
-    }
-    std::lock_guard lk(key_lock(bucket, key));
-    // Every change of the record, and every page cached of it, updates the
-    // ranking under this lock: still ranked means still metadata only. The
-    // record and its pages are checked all the same, so that a ranking gone
-    // wrong can cost a read through, never leave pages without their record.
-    if (!metadata_only_.contains(id, version)) continue;
-    auto cur = get(bucket, key);
-    std::optional<bool> paged;  // has a page of this version (nullopt: unknown)
-    if (cur.ok() && cur.value() && cur.value()->page_size) {
-      auto pages = list_pages(bucket, key, version);
-      if (pages.ok()) paged = !pages->empty();
-    } else {
-      paged = false;
-    }
-    if (!cur.ok() || !paged) {
-      metadata_only_.refresh(id);  // an index error: try again later, after the others
-      continue;
-    }
-    if (!cur.value() || cur.value()->version != version || !data_free(*cur.value()) || *paged) {
-      metadata_only_.remove(id, version);
-      continue;
-    }
-    KvBatch b;
-    b.del(obj_key(bucket, key));
-    // Clean: if a crash loses this delete, the record comes back, still true.
-    if (!index_->write(b, false).ok()) {
-      metadata_only_.refresh(id);
-      continue;
-    }
-    hot_.erase(bucket, key);
-    untrack_object(bucket, key);
-    ++gone;
-    ++metadata_forgotten_;
   }
   return gone;
+}
+
+CacheStore::Forget CacheStore::forget_one(const std::string& id, uint64_t version) {
+  auto z = id.find('\0');
+  std::string bucket = id.substr(0, z), key = id.substr(z + 1);
+  if (pinned_ && pinned_(bucket, key)) {
+    // Not counted while pinned (else a pinned prefix over the limit would
+    // have every other record forgotten at once); ranked again when the
+    // record next changes, or at the next open.
+    metadata_only_.remove(id, version);
+    return Forget::unranked;
+  }
+  if (space_->being_read(bucket, key)) return Forget::later;
+  std::lock_guard lk(key_lock(bucket, key));
+  // Every change of the record, and every page cached of it, updates the
+  // ranking under this lock: still ranked means still metadata only. The
+  // record and its pages are checked all the same, so that a ranking gone
+  // wrong can cost a read through, never leave pages without their record.
+  if (!metadata_only_.contains(id, version)) return Forget::unranked;
+  auto cur = get(bucket, key);
+  if (!cur.ok()) return Forget::later;
+  const auto& m = cur.value();
+  if (!m || m->version != version || !data_free(*m)) {
+    metadata_only_.remove(id, version);
+    return Forget::unranked;
+  }
+  if (m->page_size) {
+    auto pages = list_pages(bucket, key, version);
+    if (!pages.ok()) return Forget::later;
+    if (!pages->empty()) {
+      metadata_only_.remove(id, version);
+      return Forget::unranked;
+    }
+  }
+  KvBatch b;
+  b.del(obj_key(bucket, key));
+  // Clean: if a crash loses this delete, the record comes back, still true.
+  if (!index_->write(b, false).ok()) return Forget::later;
+  hot_.erase(bucket, key);
+  untrack_object(bucket, key);
+  return Forget::forgotten;
 }
 
 MetadataRecordStats CacheStore::metadata_records() const {
