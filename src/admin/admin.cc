@@ -50,23 +50,24 @@ std::string metrics_text(s3::Engine& e) {
   std::string out;
   auto gauge = [&](const char* name, const char* help) { out += fmt::format("# HELP {} {}\n# TYPE {} gauge\n", name, help, name); };
   auto counter = [&](const char* name, const char* help) { out += fmt::format("# HELP {} {}\n# TYPE {} counter\n", name, help, name); };
-  gauge("reservoir_dirty_objects", "Acknowledged objects not yet persisted.");
-  out += fmt::format("reservoir_dirty_objects {}\n", s.dirty_objects);
-  gauge("reservoir_dirty_bytes", "Bytes of acknowledged objects not yet persisted.");
-  out += fmt::format("reservoir_dirty_bytes {}\n", s.dirty_bytes);
+  // A metric without labels: its help, type and value.
+  auto single = [&](const char* type, const char* name, const char* help, uint64_t value) {
+    out += fmt::format("# HELP {} {}\n# TYPE {} {}\n{} {}\n", name, help, name, type, name, value);
+  };
+  single("gauge", "reservoir_dirty_objects", "Acknowledged objects not yet persisted.", s.dirty_objects);
+  single("gauge", "reservoir_dirty_bytes", "Bytes of acknowledged objects not yet persisted.", s.dirty_bytes);
   auto ix = e.store().index_stats();
-  gauge("reservoir_index_blob_bytes", "Bytes of the index's blob files (small objects' data).");
-  out += fmt::format("reservoir_index_blob_bytes {}\n", ix.blob_bytes);
-  gauge("reservoir_index_blob_garbage_bytes", "Bytes of the index's blob files counted as dead.");
-  out += fmt::format("reservoir_index_blob_garbage_bytes {}\n", ix.blob_garbage_bytes);
-  counter("reservoir_index_blob_collections_total", "Garbage collections of the index's blob files.");
-  out += fmt::format("reservoir_index_blob_collections_total {}\n", ix.blob_collections);
+  single("gauge", "reservoir_index_blob_bytes", "Bytes of the index's blob files (small objects' data).",
+         ix.blob_bytes);
+  single("gauge", "reservoir_index_blob_garbage_bytes", "Bytes of the index's blob files counted as dead.",
+         ix.blob_garbage_bytes);
+  single("counter", "reservoir_index_blob_collections_total", "Garbage collections of the index's blob files.",
+         ix.blob_collections);
   auto md = e.store().metadata_records();
-  gauge("reservoir_cache_metadata_records", "Persisted records that hold no data (metadata only).");
-  out += fmt::format("reservoir_cache_metadata_records {}\n", md.records);
-  counter("reservoir_cache_metadata_records_forgotten_total",
-          "Metadata-only records forgotten beyond cache.max_metadata_records.");
-  out += fmt::format("reservoir_cache_metadata_records_forgotten_total {}\n", md.forgotten);
+  single("gauge", "reservoir_cache_metadata_records", "Persisted records that hold no data (metadata only).",
+         md.records);
+  single("counter", "reservoir_cache_metadata_records_forgotten_total",
+         "Metadata-only records forgotten beyond cache.max_metadata_records.", md.forgotten);
   auto stats = e.persister().stats();
   gauge("reservoir_persist_queued", "Keys waiting for upload.");
   for (auto& m : stats) out += fmt::format("reservoir_persist_queued{{mount=\"{}\"}} {}\n", m.mount, m.queued);
