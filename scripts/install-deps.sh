@@ -9,7 +9,7 @@ PKGS=(
   libcli11-dev libtomlplusplus-dev libpugixml-dev libxxhash-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   python3-pytest python3-boto3 awscli curl s3cmd rclone s3fs
-  nginx gnuplot-nox
+  nginx gnuplot-nox python3-fusepy
 )
 missing=()
 for p in "${PKGS[@]}"; do

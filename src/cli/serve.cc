@@ -158,8 +158,9 @@ int serve(Config config) {
   for (auto& t : workers) t.join();
   pool.join();
   engine.stop_maintenance();
-  (*store)->stop_evictor();
   persister.stop();
+  st = (*store)->close();
+  if (!st.ok()) LOG_WARN("cannot write the last sync point: {} (the next start checks recent data)", st.to_string());
   LOG_INFO("stopped");
   return 0;
 }

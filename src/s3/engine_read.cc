@@ -245,7 +245,7 @@ std::optional<store::ReadHandle> Engine::open_hot(const std::string& bucket, con
     p.shared = std::shared_ptr<const std::string>(e, &e->data);  // shares the entry, no copy
     pieces.push_back(std::move(p));
     if (meta.page_size) {  // an object read through, whole in one page
-      meta.segments = {store::Segment{0, meta.size, true, 0}};
+      meta.segments = {store::Segment{0, meta.size, true, 0, std::nullopt}};
       meta.page_size = 0;
     }
   }

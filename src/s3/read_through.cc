@@ -404,6 +404,7 @@ void ReadThrough::store_page(const PagedObject& obj, uint64_t page, const std::s
     if (file.ok()) (*file)->skip_md5();
     if (file.ok() && (*file)->append(bytes->data(), bytes->size()).ok() && (*file)->commit(false).ok()) {
       store::Segment seg = (*file)->segment();
+      seg.crc32c = (*file)->crc32c();  // checked at a start after a power cut
       auto put = store_.put_page(obj.bucket, obj.key, obj.version, page, seg);
       if (put.ok() && *put) kept = true;
       else store_.remove_data(seg);

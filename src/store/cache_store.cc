@@ -87,7 +87,9 @@ std::optional<std::string_view> ReadHandle::memory_view(uint64_t offset, uint64_
 CacheStore::CacheStore(const StoreOptions& o, std::unique_ptr<KvIndex> index)
     : files_(tier_dirs(o.tiers)), index_(std::move(index)), durable_(o.durable), inline_max_(o.inline_max),
       space_(std::make_unique<CacheSpace>(o.tiers, o.policy, o.high_watermark, o.low_watermark)),
-      hot_(o.memory), max_metadata_records_(o.max_metadata_records) {}
+      hot_(o.memory), max_metadata_records_(o.max_metadata_records) {
+  for (const auto& t : o.tiers) volatile_tiers_.push_back(t.medium == "mem");
+}
 
 CacheStore::~CacheStore() { stop_evictor(); }
 
@@ -107,6 +109,7 @@ Result<std::unique_ptr<CacheStore>> CacheStore::open(const StoreOptions& o, std:
   std::unique_ptr<CacheStore> s(new CacheStore(o, std::move(index)));
   RETURN_IF_ERROR(s->files_.init());
   RETURN_IF_ERROR(s->load_sequence());
+  RETURN_IF_ERROR(s->check_after_crash());
   // Dirty accounting, capacity and eviction order: one pass over the records.
   RETURN_IF_ERROR(s->rebuild_space());
   return s;
@@ -161,8 +164,11 @@ Result<std::unique_ptr<FileWriter>> CacheStore::new_file(bool allow_inline, uint
     if (tier < 0)
       return Status(Code::resource_exhausted, "the cache is full of dirty, pinned or open data");
   }
-  return std::make_unique<FileWriter>(files_, allow_inline ? index_.get() : nullptr, next_id(), inline_max_, tier,
-                                      space_.get(), size_hint);
+  uint64_t id = open_writes_.begin([this] { return next_id(); });
+  auto w = std::make_unique<FileWriter>(files_, allow_inline ? index_.get() : nullptr, id, inline_max_, tier,
+                                        space_.get(), size_hint);
+  w->track(&open_writes_);
+  return w;
 }
 
 void CacheStore::keep_hot(const std::string& bucket, const std::string& key, uint64_t version,
@@ -176,8 +182,10 @@ void CacheStore::keep_hot(const std::string& bucket, const std::string& key, uin
 }
 
 Result<std::unique_ptr<FileWriter>> CacheStore::new_overflow_file() {
-  auto w = std::make_unique<FileWriter>(files_, index_.get(), next_id(), inline_max_, space_->tier_count() - 1,
+  uint64_t id = open_writes_.begin([this] { return next_id(); });
+  auto w = std::make_unique<FileWriter>(files_, index_.get(), id, inline_max_, space_->tier_count() - 1,
                                         space_.get(), 0);
+  w->track(&open_writes_);
   w->set_overflow();
   return w;
 }

@@ -28,6 +28,7 @@
 #include "store/index.h"
 #include "store/meta.h"
 #include "store/object_files.h"
+#include "store/sync_point.h"
 
 namespace reservoir::store {
 
@@ -232,6 +233,15 @@ class CacheStore {
   // starts sweep_orphans() on a thread of its own.
   void start_evictor();
   void stop_evictor();
+  // A sync point now (see sync_point.h); start_evictor also writes one
+  // every 5 s.
+  Status write_sync_point();
+  // Stops the background work and writes the last sync point: call at a
+  // clean stop, once no request is served any more.
+  Status close();
+  // Objects whose unsynced data did not survive the last stop (durability
+  // "none", transient writes): forgotten at this open.
+  uint64_t lost_at_open() const { return lost_at_open_; }
   // Frees up to `bytes` of clean data from `tier` (demoting it to the next
   // tier when `demote` and there is room, else dropping it). Returns the
   // bytes that left the tier.
@@ -306,6 +316,11 @@ class CacheStore {
   bool has_other_page(const std::string& bucket, const std::string& key, uint64_t version, uint64_t page);
   Result<Segment> copy_data(const Segment& seg, int to_tier);
   void evictor_loop();
+  void sync_point_loop();
+  // At open, before rebuild_space: checks the data written since the last
+  // sync point (pages, unsynced objects and parts, mem tiers) and forgets
+  // what did not survive.
+  Status check_after_crash();
   Status load_sequence();
   uint64_t next_id();
   std::mutex& key_lock(const std::string& bucket, const std::string& key);
@@ -349,6 +364,11 @@ class CacheStore {
   uint64_t sweep_below_ = 0;                           // the first id of this open
   std::atomic<bool> sweep_stop_{false};
   std::thread sweeper_;
+  OpenWrites open_writes_;         // data ids still being written
+  std::mutex sync_point_mu_;       // one sync point at a time
+  std::thread syncer_;             // sync_point_loop
+  std::vector<bool> volatile_tiers_;  // mem tiers (tmpfs): empty after a reboot
+  uint64_t lost_at_open_ = 0;
 };
 
 bool is_dirty_state(const ObjectMeta& m);

@@ -349,6 +349,7 @@ void CacheStore::start_evictor() {
   if (evictor_.joinable()) return;
   evictor_ = std::thread([this] { evictor_loop(); });
   sweeper_ = std::thread([this] { guarded("orphan sweep", [this] { sweep_orphans(); }); });
+  syncer_ = std::thread([this] { sync_point_loop(); });
 }
 
 void CacheStore::stop_evictor() {
@@ -360,6 +361,7 @@ void CacheStore::stop_evictor() {
   ev_cv_.notify_all();
   if (evictor_.joinable()) evictor_.join();
   if (sweeper_.joinable()) sweeper_.join();
+  if (syncer_.joinable()) syncer_.join();
 }
 
 void CacheStore::evictor_loop() {
@@ -511,7 +513,9 @@ Result<Segment> CacheStore::copy_data(const Segment& seg, int to_tier) {
     off += static_cast<uint64_t>(n);
   }
   ::close(*in);
-  if (st.ok() && durable_ && ::fdatasync(fd) != 0) st = errno_status("fsync cache file", errno);
+  // Always fsynced: the copy keeps the id, which the sync point may already
+  // count as on disk.
+  if (st.ok() && ::fdatasync(fd) != 0) st = errno_status("fsync cache file", errno);
   ::close(fd);
   if (st.ok() && ::rename(tmp.c_str(), files_.path(seg.file_id, to_tier).c_str()) != 0)
     st = errno_status("rename cache file", errno);

@@ -40,7 +40,8 @@ auto decode_with(std::string_view bytes, F f) -> Result<decltype(f(json{}))> {
 json segs_to_json(const std::vector<Segment>& segs) {
   json a = json::array();
   for (auto& s : segs) {
-    if (s.tier) a.push_back({s.file_id, s.size, s.in_index ? 1 : 0, s.tier});
+    if (s.crc32c) a.push_back({s.file_id, s.size, s.in_index ? 1 : 0, s.tier, *s.crc32c});
+    else if (s.tier) a.push_back({s.file_id, s.size, s.in_index ? 1 : 0, s.tier});
     else if (s.in_index) a.push_back({s.file_id, s.size, 1});
     else a.push_back({s.file_id, s.size});
   }
@@ -48,8 +49,9 @@ json segs_to_json(const std::vector<Segment>& segs) {
 }
 
 Segment seg_from_json(const json& s) {
-  Segment g{s.at(0).get<uint64_t>(), s.at(1).get<uint64_t>(), s.size() > 2 && s.at(2).get<int>() == 1};
+  Segment g{s.at(0).get<uint64_t>(), s.at(1).get<uint64_t>(), s.size() > 2 && s.at(2).get<int>() == 1, 0, std::nullopt};
   if (s.size() > 3) g.tier = s.at(3).get<uint8_t>();
+  if (s.size() > 4) g.crc32c = s.at(4).get<uint32_t>();
   return g;
 }
 
@@ -158,7 +160,7 @@ Result<PartMeta> decode_part(std::string_view bytes) {
     PartMeta m;
     m.number = j.at("n").get<int>();
     m.segment = {j.at("f").get<uint64_t>(), j.at("s").get<uint64_t>(), j.value("x", 0) == 1,
-                 j.value("tr", uint8_t{0})};
+                 j.value("tr", uint8_t{0}), std::nullopt};
     m.etag = j.at("e").get<std::string>();
     m.mtime_ms = j.at("t").get<int64_t>();
     return m;

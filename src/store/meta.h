@@ -22,6 +22,9 @@ struct Segment {
   uint64_t size = 0;
   bool in_index = false;  // small data kept in the index (key "i<id>"), not in a file
   uint8_t tier = 0;       // cache tier holding the data (0 = the fastest)
+  // CRC32C of the bytes, kept for pages read through (whose files are not
+  // fsynced): a start after a power cut checks the newest pages against it.
+  std::optional<uint32_t> crc32c;
 };
 std::string encode(const Segment& s);
 Result<Segment> decode_segment(std::string_view bytes);

@@ -12,6 +12,7 @@
 #include "common/fileio.h"
 #include "common/hash.h"
 #include "store/cache_space.h"
+#include "store/sync_point.h"
 
 namespace reservoir::store {
 
@@ -27,6 +28,7 @@ FileWriter::FileWriter(const ObjectFiles& files, KvIndex* index, uint64_t id, si
 }
 
 FileWriter::~FileWriter() {
+  end_write();
   if (fd_ >= 0) ::close(fd_);
   if (spilled_ && !committed_) ::unlink(tmp_path_.c_str());
   EVP_MD_CTX_free(static_cast<EVP_MD_CTX*>(md5_ctx_));
@@ -73,10 +75,16 @@ std::string FileWriter::md5() {
   return std::string(reinterpret_cast<char*>(buf), len);
 }
 
+void FileWriter::end_write() {
+  if (open_writes_) open_writes_->end(id_);
+  open_writes_ = nullptr;
+}
+
 Status FileWriter::commit(bool sync, bool defer_inline) {
   if (!spilled_) {
     if (!index_) RETURN_IF_ERROR(spill());
     else {
+      end_write();
       committed_ = true;
       if (size_ == 0) return ok_status();
       inline_pending_ = true;
@@ -89,6 +97,11 @@ Status FileWriter::commit(bool sync, bool defer_inline) {
   ::close(fd_);
   fd_ = -1;
   if (::rename(tmp_path_.c_str(), final_path_.c_str()) != 0) return errno_status("rename cache file", errno);
+  if (open_writes_ && !sync) {
+    open_writes_->end_unsynced(id_, final_path_);  // the next sync point fsyncs it
+    open_writes_ = nullptr;
+  }
+  end_write();
   committed_ = true;
   if (space_) space_->add_data(tier_, size_);
   if (sync) fsync_dir(final_path_.substr(0, final_path_.rfind('/')));

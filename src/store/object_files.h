@@ -21,6 +21,7 @@ namespace reservoir::store {
 
 class ObjectFiles;
 class CacheSpace;
+class OpenWrites;
 
 // Writes one piece of object data. Not thread-safe; owned by one writer at a
 // time. Dropped without commit(), nothing remains.
@@ -51,7 +52,7 @@ class FileWriter {
   bool in_index() const { return fd_ < 0 && !spilled_; }
   // The bytes of data kept in the index (valid after commit too).
   const std::string& inline_data() const { return buf_; }
-  Segment segment() const { return {id_, size_, in_index(), static_cast<uint8_t>(tier_)}; }
+  Segment segment() const { return {id_, size_, in_index(), static_cast<uint8_t>(tier_), std::nullopt}; }
   int tier() const { return tier_; }
   // Written beyond the tiers' quotas (no room was left): must not stay cached.
   bool overflow() const { return overflow_; }
@@ -61,8 +62,12 @@ class FileWriter {
   // No MD5 (data whose ETag is known already, e.g. pages read through):
   // call before the first append.
   void skip_md5() { with_md5_ = false; }
+  // `writes` holds this writer's id as open until its bytes are all written
+  // (commit, or the writer goes): see sync_point.h.
+  void track(OpenWrites* writes) { open_writes_ = writes; }
 
  private:
+  void end_write();
   Status spill();  // from memory to a temporary file
 
   const ObjectFiles& files_;
@@ -84,6 +89,7 @@ class FileWriter {
   bool with_md5_ = true;
   bool inline_pending_ = false;
   uint64_t flushed_ = 0;  // bytes handed to the disk early (sync_file_range)
+  OpenWrites* open_writes_ = nullptr;
 };
 
 class ObjectFiles {

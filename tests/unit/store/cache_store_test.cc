@@ -549,7 +549,7 @@ TEST(meta_test, object_meta_encode_decode_round_trip) {
   m.mtime_ms = 1700000000123;
   m.state = PersistState::parked;
   m.park_reason = "why";
-  m.segments = {{1, 100}, {2, 23}};
+  m.segments = {{1, 100, false, 0, std::nullopt}, {2, 23, false, 0, std::nullopt}};
   m.part_sizes = {100, 23};
   m.expires_at_ms = 99;
   auto d = decode_object(encode(m));

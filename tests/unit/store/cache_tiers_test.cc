@@ -2,11 +2,15 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <unistd.h>
+
 #include <chrono>
+#include <cstdio>
 #include <thread>
 
 #include <set>
 #include <string>
+#include <vector>
 
 #include "common/hash.h"
 #include "store/cache_store.h"
@@ -41,6 +45,16 @@ class TieredStore {
     store_->set_pin_check([this](const std::string&, const std::string& k) { return pinned_.count(k) > 0; });
   }
   CacheStore& s() { return *store_; }
+  // A clean stop (the last sync point), then a start.
+  void clean_reopen() {
+    ASSERT_TRUE(store_->close().ok());
+    reopen();
+  }
+  void set_durable(bool durable) {
+    opts_.durable = durable;
+    reopen();
+  }
+  std::string path_of(const Segment& s) { return store_->files().path(s.file_id, s.tier); }
   void set_max_metadata_records(uint64_t n) {
     opts_.max_metadata_records = n;
     reopen();
@@ -116,7 +130,9 @@ class TieredStore {
     if (!f.ok()) return nullptr;
     EXPECT_TRUE((*f)->append(data.data(), data.size()).ok());
     EXPECT_TRUE((*f)->commit(false).ok());
-    auto put = store_->put_page("b", key, version, page, (*f)->segment());
+    Segment seg = (*f)->segment();
+    seg.crc32c = (*f)->crc32c();  // as read-through pages are recorded
+    auto put = store_->put_page("b", key, version, page, seg);
     EXPECT_TRUE(put.ok() && *put);
     return std::move(*f);
   }
@@ -704,6 +720,102 @@ TEST(cache_tiers_test, the_evictor_sweeps_orphans_in_the_background) {
   EXPECT_FALSE(std::filesystem::exists(orphan));
   t.s().stop_evictor();
   EXPECT_EQ(t.read("kept"), keep);
+}
+
+// --- the sync point: what a power cut may have taken (sync_point.h) ---
+
+void overwrite(const std::string& path, uint64_t off, const std::string& bytes) {
+  FILE* f = std::fopen(path.c_str(), "r+b");
+  ASSERT_NE(f, nullptr) << path;
+  std::fseek(f, static_cast<long>(off), SEEK_SET);
+  std::fwrite(bytes.data(), 1, bytes.size(), f);
+  std::fclose(f);
+}
+
+TEST(cache_tiers_test, pages_torn_since_the_sync_point_are_dropped_at_open) {
+  TieredStore t(0, 0);
+  uint64_t v = t.read_through("paged", 3 * 4096);
+  std::vector<Segment> segs;
+  for (uint64_t p = 0; p < 3; ++p) segs.push_back(t.put_page("paged", v, p, blob(4096, static_cast<char>('a' + p)))->segment());
+  EXPECT_EQ(t.used(0), 3 * 4096u);
+  // The power cut: page 0's file lost its tail, page 1's holds other bytes.
+  ASSERT_EQ(::truncate(t.path_of(segs[0]).c_str(), 100), 0);
+  overwrite(t.path_of(segs[1]), 10, "torn");
+  t.reopen();  // no clean stop
+  EXPECT_FALSE(t.s().get_page("b", "paged", v, 0).value().has_value());
+  EXPECT_FALSE(t.s().get_page("b", "paged", v, 1).value().has_value());
+  ASSERT_TRUE(t.s().get_page("b", "paged", v, 2).value().has_value());
+  EXPECT_EQ(t.used(0), 4096u);
+  EXPECT_TRUE(t.cached("paged"));  // the record stays: the two pages are read through again
+}
+
+TEST(cache_tiers_test, a_page_without_its_crc_is_kept_only_if_a_sync_point_covers_it) {
+  TieredStore t(0, 0);
+  uint64_t v = t.read_through("paged", 2 * 4096);
+  for (uint64_t p = 0; p < 2; ++p) {
+    auto f = t.s().new_file(true, 4096, true);
+    ASSERT_TRUE(f.ok());
+    std::string data = blob(4096, 'q');
+    ASSERT_TRUE((*f)->append(data.data(), data.size()).ok());
+    ASSERT_TRUE((*f)->commit(false).ok());
+    ASSERT_TRUE(t.s().put_page("b", "paged", v, p, (*f)->segment()).value());  // no CRC: cannot be checked
+    if (p == 0) ASSERT_TRUE(t.s().write_sync_point().ok());
+  }
+  t.reopen();  // page 1 came after the sync point
+  EXPECT_TRUE(t.s().get_page("b", "paged", v, 0).value().has_value());
+  EXPECT_FALSE(t.s().get_page("b", "paged", v, 1).value().has_value());
+}
+
+TEST(cache_tiers_test, after_a_clean_stop_nothing_is_checked) {
+  TieredStore t(0, 0);
+  uint64_t v = t.read_through("paged", 4096);
+  auto f = t.s().new_file(true, 4096, true);
+  ASSERT_TRUE(f.ok());
+  std::string data = blob(4096, 'c');
+  ASSERT_TRUE((*f)->append(data.data(), data.size()).ok());
+  ASSERT_TRUE((*f)->commit(false).ok());
+  ASSERT_TRUE(t.s().put_page("b", "paged", v, 0, (*f)->segment()).value());
+  f->reset();
+  t.clean_reopen();
+  EXPECT_TRUE(t.s().get_page("b", "paged", v, 0).value().has_value());
+  EXPECT_EQ(t.s().lost_at_open(), 0u);
+}
+
+TEST(cache_tiers_test, with_durability_none_torn_objects_are_forgotten_at_open) {
+  TieredStore t(0, 0);
+  t.set_durable(false);
+  auto dirty = t.put("dirty", blob(8 * KiB, 'd'), PersistState::dirty, false);
+  auto clean = t.put("clean", blob(8 * KiB, 'c'), PersistState::persisted);
+  t.put("intact", blob(8 * KiB, 'i'), PersistState::dirty, false);
+  overwrite(t.path_of(dirty.segments[0]), 0, "torn");
+  overwrite(t.path_of(clean.segments[0]), 4096, "torn");
+  t.reopen();
+  EXPECT_FALSE(t.cached("dirty"));  // lost: never served torn
+  EXPECT_FALSE(t.cached("clean"));  // dropped: read through again
+  EXPECT_EQ(t.read("intact"), blob(8 * KiB, 'i'));
+  EXPECT_EQ(t.s().lost_at_open(), 1u);
+  EXPECT_EQ(t.s().stats().dirty_objects, 1u);
+  // With durability "fsync" the same objects are trusted (their data was
+  // fsynced before the acknowledgement) once a run has written a sync point.
+  t.set_durable(true);
+  auto trusted = t.put("trusted", blob(8 * KiB, 't'), PersistState::dirty, false);
+  t.reopen();
+  EXPECT_TRUE(t.cached("trusted"));
+}
+
+TEST(cache_tiers_test, an_open_write_holds_the_sync_point_back) {
+  OpenWrites w;
+  uint64_t next = 10;
+  uint64_t a = w.begin([&] { return next++; });
+  uint64_t b = w.begin([&] { return next++; });
+  EXPECT_EQ(w.take([&] { return next; }).below, a);
+  w.end(a);
+  EXPECT_EQ(w.take([&] { return next; }).below, b);
+  w.end_unsynced(b, "/x/file");
+  auto taken = w.take([&] { return next; });
+  EXPECT_EQ(taken.below, 12u);
+  EXPECT_EQ(taken.files, std::vector<std::string>{"/x/file"});
+  EXPECT_TRUE(w.take([&] { return next; }).files.empty());
 }
 
 }  // namespace

@@ -1,0 +1,87 @@
+// What a power cut cannot have taken: the sync point.
+//
+// Why: a cached page read through from the under store is written without an
+// fsync (it can be fetched again), and so is all data with durability "none".
+// Its record, though, can reach the disk before its bytes do: a later synced
+// index write carries every earlier record with it. After a power cut such a
+// record would name a file that is empty, short or torn, and a read would serve
+// those bytes.
+//
+// How: every few seconds, and at a clean stop, the store notes the lowest data
+// id still being written, fdatasyncs every file committed without an fsync
+// since the last time (and their directories), and then records that id with
+// a synced index write: every data file below it is on disk whole. At the next
+// open, data at or above the recorded id is checked against its CRC32C before
+// it is trusted (CacheStore::check_after_crash). Each file is synced rather
+// than the file system (syncfs): that is exact, does not wait for other
+// programs' writes, and works where syncfs does nothing (FUSE).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+
+namespace reservoir::store {
+
+inline constexpr const char* kSyncPointKey = "m/synced";
+
+struct SyncPoint {
+  uint64_t below = 0;    // data ids below it were on disk when it was written
+  bool durable = true;   // the run that wrote it fsynced its data before acknowledging
+};
+std::string encode(const SyncPoint& p);
+Result<SyncPoint> decode_sync_point(std::string_view bytes);
+
+// Data ids handed out and not yet committed (their bytes still being
+// written), and files committed without an fsync since the last sync point.
+class OpenWrites {
+ public:
+  // Takes an id from `next` and notes it as open, as one step: a sync point
+  // taken meanwhile sees either the id open or the counter past it.
+  template <typename Next>
+  uint64_t begin(Next&& next) {
+    std::lock_guard lk(mu_);
+    uint64_t id = next();
+    open_.insert(id);
+    return id;
+  }
+  // The write is over (committed with an fsync, or dropped).
+  void end(uint64_t id);
+  // Committed without an fsync, at `path`: the next sync point fsyncs it.
+  void end_unsynced(uint64_t id, std::string path);
+  struct Taken {
+    uint64_t below = 0;               // the lowest open id, else `next_id()`
+    std::vector<std::string> files;   // to fsync before `below` is recorded
+  };
+  template <typename NextId>
+  Taken take(NextId&& next_id) {
+    std::lock_guard lk(mu_);
+    Taken t{open_.empty() ? next_id() : *open_.begin(), std::move(unsynced_)};
+    unsynced_.clear();
+    return t;
+  }
+  // Files a failed sync point could not fsync: tried again next time.
+  void put_back(std::vector<std::string> files);
+
+ private:
+  std::mutex mu_;
+  std::multiset<uint64_t> open_;
+  std::vector<std::string> unsynced_;
+};
+
+// fdatasync of each file (one removed meanwhile is skipped), then fsync of
+// their directories.
+Status sync_files(const std::vector<std::string>& paths, std::vector<std::string>* failed);
+
+// Hands the file's bytes to `take` in order; an error if the file is missing,
+// unreadable, or not exactly `size` bytes long.
+Status read_whole_file(const std::string& path, uint64_t size,
+                       const std::function<void(const char* data, size_t n)>& take);
+
+}  // namespace reservoir::store
