@@ -68,6 +68,9 @@ std::string metrics_text(s3::Engine& e) {
          md.records);
   single("counter", "reservoir_cache_metadata_records_forgotten_total",
          "Metadata-only records forgotten beyond cache.max_metadata_records.", md.forgotten);
+  single("gauge", "reservoir_cache_objects_lost_at_start",
+         "Acknowledged objects whose unsynced data (durability none, transient) did not survive the last stop.",
+         e.store().lost_at_open());
   auto stats = e.persister().stats();
   gauge("reservoir_persist_queued", "Keys waiting for upload.");
   for (auto& m : stats) out += fmt::format("reservoir_persist_queued{{mount=\"{}\"}} {}\n", m.mount, m.queued);

@@ -56,32 +56,35 @@ Status CacheStore::close() {
 
 namespace {
 
-// Whether the bytes of `segs` (in order) have the CRC32C `crc`; inline pieces
-// are read from the index.
-bool crc_matches(CacheStore& store, const ObjectFiles& files, const std::vector<Segment>& segs, uint32_t crc) {
+// Whether the bytes of `segs` (in order) are whole and have the CRC32C
+// `crc`; inline pieces are read from the index. An error if a file cannot be
+// read at all (that says nothing about its bytes).
+Result<bool> crc_matches(CacheStore& store, const ObjectFiles& files, const std::vector<Segment>& segs,
+                         uint32_t crc) {
   uint32_t got = 0;
   for (const auto& s : segs) {
     if (s.in_index) {
       auto data = store.read_inline(s);
-      if (!data.ok()) return false;
+      if (!data.ok()) return false;  // its record came with it, so never expected
       got = crc32c_extend(got, data->data(), data->size());
       continue;
     }
-    Status st = read_whole_file(files.path(s.file_id, s.tier), s.size,
-                                [&](const char* p, size_t n) { got = crc32c_extend(got, p, n); });
-    if (!st.ok()) return false;
+    auto whole = read_whole_file(files.path(s.file_id, s.tier), s.size,
+                                 [&](const char* p, size_t n) { got = crc32c_extend(got, p, n); });
+    if (!whole.ok() || !*whole) return whole;
   }
   return got == crc;
 }
 
-bool md5_matches(const ObjectFiles& files, const Segment& s, const std::string& etag) {
+Result<bool> md5_matches(const ObjectFiles& files, const Segment& s, const std::string& etag) {
+  if (s.in_index) return true;
   auto h = make_hasher(HashAlgo::md5);
-  Status st = s.in_index ? ok_status()
-                         : read_whole_file(files.path(s.file_id, s.tier), s.size,
-                                           [&](const char* p, size_t n) { h->update(p, n); });
-  return s.in_index || (st.ok() && hex_encode(h->digest()) == etag);
+  auto whole = read_whole_file(files.path(s.file_id, s.tier), s.size, [&](const char* p, size_t n) { h->update(p, n); });
+  if (!whole.ok() || !*whole) return whole;
+  return hex_encode(h->digest()) == etag;
 }
 
+// Size only: data on a mem tier is gone after a reboot, not torn.
 bool whole_file(const ObjectFiles& files, const Segment& s) {
   struct stat st {};
   return s.in_index || (::stat(files.path(s.file_id, s.tier).c_str(), &st) == 0 &&
@@ -93,23 +96,43 @@ bool whole_file(const ObjectFiles& files, const Segment& s) {
 Status CacheStore::check_after_crash() {
   auto v = index_->get(kSyncPointKey);
   if (!v.ok()) return v.status();
-  if (!v.value()) return write_sync_point();  // a new store (or one from before sync points)
+  if (!v.value()) {
+    if (seq_.load() > 1)
+      LOG_INFO("no sync point in the index (written by an older version): its data is trusted as it is");
+    return write_sync_point();
+  }
   auto sp = decode_sync_point(*v.value());
   if (!sp.ok()) return sp.status();
-  auto on_mem = [&](const Segment& s) {
-    return !s.in_index && s.tier < volatile_tiers_.size() && volatile_tiers_[s.tier];
+  // Data in a tier no longer configured is left to rebuild_space, which refuses to start.
+  auto known = [&](const Segment& s) { return !s.in_index && s.tier < files_.tiers(); };
+  auto on_mem = [&](const Segment& s) { return known(s) && volatile_tiers_[s.tier]; };
+  auto after = [&](const Segment& s) { return known(s) && s.file_id >= sp->below; };
+  // Unsynced data of objects: durability "none", or transient writes.
+  auto unsynced = [&](const ObjectMeta& m, const Segment& s) {
+    return after(s) && (!sp->durable || m.state == PersistState::transient);
   };
-  auto after = [&](const Segment& s) { return !s.in_index && s.file_id >= sp->below; };
 
   KvBatch fix;
   uint64_t checked = 0, pages_dropped = 0, objects_dropped = 0, lost = 0, parts_lost = 0;
+  Status failure;  // a file that cannot be read: fail the open rather than guess
+  auto verdict = [&](const Result<bool>& r) {
+    if (!r.ok()) failure = r.status();
+    return r.ok() ? std::optional<bool>(*r) : std::nullopt;
+  };
   // Pages are never fsynced: those written since the sync point are checked
   // against their CRC32C, those on a mem tier by their size.
   Status st = index_->scan("g", "h", [&](std::string_view k, std::string_view val) {
     auto seg = decode_segment(val);
-    if (!seg.ok() || !(after(*seg) || on_mem(*seg))) return true;
-    ++checked;
-    bool good = after(*seg) ? seg->crc32c && crc_matches(*this, files_, {*seg}, *seg->crc32c) : whole_file(files_, *seg);
+    if (!seg.ok()) return true;  // rebuild_space reports it
+    bool good = true;
+    if (after(*seg)) {
+      ++checked;
+      auto ok = seg->crc32c ? verdict(crc_matches(*this, files_, {*seg}, *seg->crc32c)) : std::optional<bool>(false);
+      if (!ok) return false;
+      good = *ok;
+    } else if (on_mem(*seg)) {
+      good = whole_file(files_, *seg);
+    }
     if (!good) {
       fix.del(std::string(k));
       ++pages_dropped;
@@ -117,17 +140,22 @@ Status CacheStore::check_after_crash() {
     return true;
   });
   RETURN_IF_ERROR(st);
-  // Objects: data written since the sync point without an fsync (durability
-  // "none", transient writes), or on a mem tier.
+  RETURN_IF_ERROR(failure);
   st = index_->scan("o", "p", [&](std::string_view k, std::string_view val) {
     auto m = decode_object(val);
     if (!m.ok()) return true;  // rebuild_space reports it
-    bool suspect = false;
-    for (const auto& s : m->segments)
-      suspect |= on_mem(s) || (after(s) && (!sp->durable || m->state == PersistState::transient));
-    if (!suspect) return true;
-    ++checked;
-    if (crc_matches(*this, files_, m->segments, m->crc32c)) return true;
+    bool suspect = false, gone = false;
+    for (const auto& s : m->segments) {
+      suspect |= unsynced(*m, s);
+      gone |= on_mem(s) && !whole_file(files_, s);
+    }
+    if (suspect && !gone) {
+      ++checked;
+      auto ok = verdict(crc_matches(*this, files_, m->segments, m->crc32c));
+      if (!ok) return false;
+      gone = !*ok;
+    }
+    if (!gone) return true;
     auto [b, key] = split_bk(k.substr(1));
     fix.del(std::string(k));
     if (m->state == PersistState::persisted) {
@@ -138,22 +166,32 @@ Status CacheStore::check_after_crash() {
     fix.del(parked_key(b, key));
     if (++lost <= 100)
       LOG_ERROR("{}/{}: its data did not survive the stop (durability \"none\" or a transient write): forgotten",
-              b, key);
+                b, key);
     return true;
   });
   RETURN_IF_ERROR(st);
+  RETURN_IF_ERROR(failure);
   // Parts of multipart uploads (dirty): checked by their MD5.
   st = index_->scan("p", "q", [&](std::string_view k, std::string_view val) {
     auto p = decode_part(val);
-    if (!p.ok() || !(on_mem(p->segment) || (after(p->segment) && !sp->durable))) return true;
-    ++checked;
-    if (md5_matches(files_, p->segment, p->etag)) return true;
+    if (!p.ok()) return true;
+    bool gone = on_mem(p->segment) && !whole_file(files_, p->segment);
+    if (!gone && after(p->segment) && !sp->durable) {
+      ++checked;
+      auto ok = verdict(md5_matches(files_, p->segment, p->etag));
+      if (!ok) return false;
+      gone = !*ok;
+    }
+    if (!gone) return true;
     fix.del(std::string(k));
-    ++parts_lost;
+    if (++parts_lost <= 100)
+      LOG_WARN("part {} of an upload did not survive the stop: forgotten (the client uploads it again)",
+               p->number);
     return true;
   });
   RETURN_IF_ERROR(st);
-  if (checked)
+  RETURN_IF_ERROR(failure);
+  if (checked || pages_dropped || objects_dropped || lost || parts_lost)
     LOG_INFO("start after an unclean stop: {} pages, objects and parts written since the last sync point "
              "checked; {} pages and {} cached objects dropped (read through again), {} objects and {} parts "
              "lost",

@@ -517,8 +517,9 @@ Result<Segment> CacheStore::copy_data(const Segment& seg, int to_tier) {
   // count as on disk.
   if (st.ok() && ::fdatasync(fd) != 0) st = errno_status("fsync cache file", errno);
   ::close(fd);
-  if (st.ok() && ::rename(tmp.c_str(), files_.path(seg.file_id, to_tier).c_str()) != 0)
-    st = errno_status("rename cache file", errno);
+  std::string to = files_.path(seg.file_id, to_tier);
+  if (st.ok() && ::rename(tmp.c_str(), to.c_str()) != 0) st = errno_status("rename cache file", errno);
+  if (st.ok()) fsync_dir(to.substr(0, to.rfind('/')));  // the record names it next
   if (!st.ok()) {
     ::unlink(tmp.c_str());
     return st;

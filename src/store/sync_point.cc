@@ -68,19 +68,22 @@ Status sync_files(const std::vector<std::string>& paths, std::vector<std::string
   return first;
 }
 
-Status read_whole_file(const std::string& path, uint64_t size,
-                       const std::function<void(const char* data, size_t n)>& take) {
+Result<bool> read_whole_file(const std::string& path, uint64_t size,
+                             const std::function<void(const char* data, size_t n)>& take) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return errno_status("open " + path, errno);
+  if (fd < 0) {
+    if (errno == ENOENT) return false;
+    return errno_status("open " + path, errno);
+  }
   std::vector<char> buf(1 << 20);
   uint64_t off = 0;
-  Status st;
   for (;;) {
     ssize_t n = ::pread(fd, buf.data(), buf.size(), static_cast<off_t>(off));
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
-      st = errno_status("read " + path, errno);
-      break;
+      Status st = errno_status("read " + path, errno);
+      ::close(fd);
+      return st;
     }
     if (n == 0) break;
     size_t use = static_cast<size_t>(std::min<uint64_t>(static_cast<uint64_t>(n), size - std::min(off, size)));
@@ -88,8 +91,7 @@ Status read_whole_file(const std::string& path, uint64_t size,
     off += static_cast<uint64_t>(n);
   }
   ::close(fd);
-  if (st.ok() && off != size) st = io_error(fmt::format("{} holds {} bytes, its record {}", path, off, size));
-  return st;
+  return off == size;
 }
 
 }  // namespace reservoir::store

@@ -79,9 +79,10 @@ class OpenWrites {
 // their directories.
 Status sync_files(const std::vector<std::string>& paths, std::vector<std::string>* failed);
 
-// Hands the file's bytes to `take` in order; an error if the file is missing,
-// unreadable, or not exactly `size` bytes long.
-Status read_whole_file(const std::string& path, uint64_t size,
-                       const std::function<void(const char* data, size_t n)>& take);
+// Hands the file's bytes to `take` in order. false if the file is missing
+// or not exactly `size` bytes long (what a power cut leaves); an error if it
+// cannot be read (permissions, I/O): that says nothing about its bytes.
+Result<bool> read_whole_file(const std::string& path, uint64_t size,
+                             const std::function<void(const char* data, size_t n)>& take);
 
 }  // namespace reservoir::store

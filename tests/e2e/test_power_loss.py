@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 from botocore.exceptions import BotoCoreError, ClientError
 
-from conftest import _die_with_parent, _LIVE_PROCS, unique_bucket_name
+from conftest import _die_with_parent, _LIVE_PROCS, metric, unique_bucket_name
 
 pytestmark = [pytest.mark.reservoir_only, pytest.mark.slow]
 
@@ -213,6 +213,7 @@ def test_acknowledged_writes_survive_a_power_cut(reservoir_factory, powercut, to
     srv.data_dir = mount.backing / "data"  # what the disk held at the cut
     srv.start()
     _check(srv, bucket, allowed, durable=True)
+    assert metric(srv.metrics(), "reservoir_cache_objects_lost_at_start") == 0
     # After the barrier the under store holds the same.
     srv.restart(delay="0s")
     srv.sync(bucket + "/", timeout=120)
@@ -273,4 +274,6 @@ def test_durability_none_loses_writes_but_never_serves_torn_data(reservoir_facto
     srv.data_dir = mount.backing / "data"
     srv.start()
     lost = _check(srv, bucket, allowed, durable=False)
+    forgotten = srv.log_path.read_text().count("did not survive the stop")  # one error per object
+    assert metric(srv.metrics(), "reservoir_cache_objects_lost_at_start") == forgotten
     print(f"{lost} keys in an older state or gone (allowed with durability none)")

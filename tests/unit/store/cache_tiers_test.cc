@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -45,6 +46,16 @@ class TieredStore {
     store_->set_pin_check([this](const std::string&, const std::string& k) { return pinned_.count(k) > 0; });
   }
   CacheStore& s() { return *store_; }
+  // A start that may fail (the store is closed either way).
+  Status try_reopen() {
+    store_.reset();
+    auto idx = open_rocks_index(dir_.path() + "/index");
+    if (!idx.ok()) return idx.status();
+    auto s = CacheStore::open(opts_, std::move(idx.value()));
+    if (!s.ok()) return s.status();
+    store_ = std::move(s.value());
+    return ok_status();
+  }
   // A clean stop (the last sync point), then a start.
   void clean_reopen() {
     ASSERT_TRUE(store_->close().ok());
@@ -801,6 +812,22 @@ TEST(cache_tiers_test, with_durability_none_torn_objects_are_forgotten_at_open) 
   auto trusted = t.put("trusted", blob(8 * KiB, 't'), PersistState::dirty, false);
   t.reopen();
   EXPECT_TRUE(t.cached("trusted"));
+}
+
+TEST(cache_tiers_test, an_unreadable_file_fails_the_start_instead_of_losing_the_object) {
+  TieredStore t(1, 0);  // no room on the mem tier (checked by size only)
+  t.set_durable(false);
+  auto dirty = t.put("dirty", blob(8 * KiB, 'd'), PersistState::dirty, false);
+  ASSERT_EQ(t.tier_of("dirty"), 1);
+  std::string path = t.path_of(dirty.segments[0]);
+  ASSERT_EQ(::unlink(path.c_str()), 0);
+  ASSERT_EQ(::mkdir(path.c_str(), 0755), 0);  // reads fail with EISDIR: nothing known of its bytes
+  Status st = t.try_reopen();
+  EXPECT_FALSE(st.ok());
+  ASSERT_EQ(::rmdir(path.c_str()), 0);
+  t.reopen();
+  EXPECT_FALSE(t.cached("dirty"));  // now missing: forgotten
+  EXPECT_EQ(t.s().lost_at_open(), 1u);
 }
 
 TEST(cache_tiers_test, an_open_write_holds_the_sync_point_back) {
