@@ -190,10 +190,19 @@ Result<std::unique_ptr<FileWriter>> CacheStore::new_overflow_file() {
   return w;
 }
 
+void CacheStore::remove_file(uint64_t id, int tier) {
+  if (durable_) {
+    files_.remove(id, tier);
+    return;
+  }
+  std::lock_guard lk(deferred_mu_);
+  deferred_unlinks_.emplace_back(id, tier);
+}
+
 void CacheStore::remove_data(const Segment& seg) {
   space_->remove_data(seg.tier, seg.size);
   if (!seg.in_index) {
-    files_.remove(seg.file_id, seg.tier);
+    remove_file(seg.file_id, seg.tier);
     return;
   }
   KvBatch b;

@@ -23,16 +23,32 @@ constexpr auto kSyncPointEvery = std::chrono::seconds(5);
 
 Status CacheStore::write_sync_point() {
   std::lock_guard lk(sync_point_mu_);
+  std::vector<std::pair<uint64_t, int>> unlinks;  // of record changes made before this synced write
+  {
+    std::lock_guard dl(deferred_mu_);
+    unlinks.swap(deferred_unlinks_);
+  }
   auto taken = open_writes_.take([this] { return seq_.load(); });
   std::vector<std::string> failed;
   Status st = sync_files(taken.files, &failed);
-  if (!st.ok()) {
-    open_writes_.put_back(std::move(failed));
-    return st;
-  }
   KvBatch b;
   b.put(kSyncPointKey, encode(SyncPoint{taken.below, durable_}));
-  return index_->write(b, true);
+  if (st.ok()) st = index_->write(b, true);
+  if (!st.ok()) {
+    open_writes_.put_back(std::move(failed));
+    std::lock_guard dl(deferred_mu_);
+    deferred_unlinks_.insert(deferred_unlinks_.end(), unlinks.begin(), unlinks.end());
+    return st;
+  }
+  // Every record change that let go of these files is durable now.
+  std::lock_guard moving(move_mu_);
+  {
+    std::lock_guard dl(deferred_mu_);
+    std::erase_if(unlinks, [&](const auto& f) { return recreated_.count(f) > 0; });  // at worst a file left over
+    recreated_.clear();
+  }
+  for (const auto& [id, tier] : unlinks) files_.remove(id, tier);
+  return ok_status();
 }
 
 void CacheStore::sync_point_loop() {

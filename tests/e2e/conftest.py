@@ -164,6 +164,21 @@ def close_check_failures() -> str:
     return "\n".join(out)
 
 
+FUSERMOUNT = shutil.which("fusermount") or shutil.which("fusermount3")
+
+
+def fuse_problem() -> str | None:
+    """Why FUSE mounts cannot be tested here (None if they can): fusermount, /dev/fuse."""
+    if FUSERMOUNT is None:
+        return "fusermount is not installed (apt-get install fuse)"
+    try:
+        fd = os.open("/dev/fuse", os.O_RDWR)
+    except OSError as e:
+        return f"/dev/fuse is unusable here: {e}"
+    os.close(fd)
+    return None
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((HOST, 0))

@@ -29,26 +29,18 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (ACCESS_KEY, SECRET_KEY, MiB, _die_with_parent, _LIVE_PROCS, _tail,
-                      delete_bucket_quietly, expect_error, md5_hex, rand_bytes,
-                      unique_bucket_name)
+from conftest import (ACCESS_KEY, FUSERMOUNT, fuse_problem, SECRET_KEY, MiB, _die_with_parent,
+                      _LIVE_PROCS, _tail, delete_bucket_quietly, expect_error, md5_hex,
+                      rand_bytes, unique_bucket_name)
 
 S3FS = shutil.which("s3fs") or ("/usr/bin/s3fs" if os.path.exists("/usr/bin/s3fs") else None)
-FUSERMOUNT = shutil.which("fusermount") or shutil.which("fusermount3")
 
 pytestmark = pytest.mark.reservoir_only
 
 def _fuse_problem() -> str | None:
     if S3FS is None:
         return "s3fs is not installed (apt-get install s3fs)"
-    if FUSERMOUNT is None:
-        return "fusermount is not installed (apt-get install fuse)"
-    try:
-        fd = os.open("/dev/fuse", os.O_RDWR)
-    except OSError as e:
-        return f"/dev/fuse is unusable here: {e}"
-    os.close(fd)
-    return None
+    return fuse_problem()
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -18,7 +18,6 @@ import contextlib
 import hashlib
 import os
 import random
-import shutil
 import subprocess
 import threading
 import time
@@ -28,24 +27,19 @@ from pathlib import Path
 import pytest
 from botocore.exceptions import BotoCoreError, ClientError
 
-from conftest import _die_with_parent, _LIVE_PROCS, metric, unique_bucket_name
+from conftest import FUSERMOUNT, _die_with_parent, _LIVE_PROCS, fuse_problem, metric, unique_bucket_name
 
 pytestmark = [pytest.mark.reservoir_only, pytest.mark.slow]
 
 TOOL = Path(__file__).resolve().parents[1] / "tools" / "powercut_fs.py"
 FUSE_PYTHON = "/usr/bin/python3"  # Debian's python, which python3-fusepy installs into
-FUSERMOUNT = shutil.which("fusermount") or shutil.which("fusermount3")
 MiB = 1 << 20
 
 
 def _fuse_problem() -> str | None:
-    if FUSERMOUNT is None:
-        return "fusermount is not installed (apt-get install fuse)"
-    try:
-        fd = os.open("/dev/fuse", os.O_RDWR)
-    except OSError as e:
-        return f"/dev/fuse is unusable here: {e}"
-    os.close(fd)
+    why = fuse_problem()
+    if why:
+        return why
     if subprocess.run([FUSE_PYTHON, "-c", "import fusepy"], capture_output=True).returncode != 0:
         return "python3-fusepy is not installed (scripts/install-deps.sh installs it)"
     return None

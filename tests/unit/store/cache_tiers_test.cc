@@ -73,14 +73,8 @@ class TieredStore {
   std::set<std::string> pinned_;
   // Opens again with the last tier taken out of the configuration.
   Status reopen_without_last_tier() {
-    store_.reset();
     opts_.tiers.pop_back();
-    auto idx = open_rocks_index(dir_.path() + "/index");
-    if (!idx.ok()) return idx.status();
-    auto s = CacheStore::open(opts_, std::move(idx.value()));
-    if (!s.ok()) return s.status();
-    store_ = std::move(s.value());
-    return ok_status();
+    return try_reopen();
   }
 
   ObjectMeta put(const std::string& key, const std::string& data, PersistState state, bool clean_file = true) {

@@ -5,6 +5,7 @@
 // the store can serve from: acknowledged data intact, no record pointing at
 // data that was removed, and unpersisted objects back in the dirty queue.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <memory>
 #include <string>
@@ -23,7 +24,9 @@ class PowerLoss {
  public:
   // journaled: the memory index behind the index journal, as in production
   // (a power loss then also loses the ring's records after its last sync).
-  explicit PowerLoss(bool journaled) : journaled_(journaled) { open(make_memory_index()); }
+  explicit PowerLoss(bool journaled, bool durable = true) : journaled_(journaled), durable_(durable) {
+    open(make_memory_index());
+  }
 
   CacheStore& s() { return *store_; }
 
@@ -113,12 +116,13 @@ class PowerLoss {
       index = std::move(j.value());
     }
     index_ = index.get();
-    auto s = CacheStore::open(dir_.path() + "/cache", std::move(index), /*durable=*/true, 64 * 1024);
+    auto s = CacheStore::open(dir_.path() + "/cache", std::move(index), durable_, 64 * 1024);
     ASSERT_TRUE(s.ok()) << s.status().to_string();
     store_ = std::move(s.value());
   }
 
   bool journaled_;
+  bool durable_;
   TempDir dir_;
   KvIndex* inner_ = nullptr;  // the memory index (behind the journal, if any)
   KvIndex* index_ = nullptr;
@@ -238,6 +242,27 @@ TEST_P(power_loss_test, data_of_a_lost_commit_is_swept_after_the_restart) {
   t.s().sweep_orphans();
   EXPECT_FALSE(t.s().read_inline(lost).ok());
   EXPECT_EQ(t.read("kept"), "kept");
+}
+
+// With durability "none", record changes are not synced: a power cut can bring
+// back the record an overwrite replaced. Its file must still be there, so the
+// unlink waits for the next sync point (whose synced write makes the change
+// durable).
+TEST(power_loss_none_test, a_replaced_objects_file_stays_until_the_sync_point) {
+  PowerLoss t(/*journaled=*/false, /*durable=*/false);
+  std::string v1(100 * 1024, '1'), v2(100 * 1024, '2');
+  auto first = t.put("k", v1, false);
+  ASSERT_TRUE(t.s().write_sync_point().ok());  // v1's record is durable
+  t.put("k", v2, false);                         // its replacement is not
+  std::string old_file = t.s().files().path(first.segments[0].file_id, first.segments[0].tier);
+  EXPECT_EQ(::access(old_file.c_str(), F_OK), 0);
+  t.power_loss();
+  EXPECT_EQ(t.read("k"), v1);  // an older state (allowed with "none"), not a missing file
+  t.put("k", v2, false);
+  ASSERT_TRUE(t.s().write_sync_point().ok());
+  EXPECT_NE(::access(old_file.c_str(), F_OK), 0);  // unlinked once the change is durable
+  t.power_loss();
+  EXPECT_EQ(t.read("k"), v2);
 }
 
 }  // namespace
