@@ -191,7 +191,8 @@ Result<std::unique_ptr<FileWriter>> CacheStore::new_overflow_file() {
 }
 
 void CacheStore::remove_file(uint64_t id, int tier) {
-  if (durable_) {
+  // (A mem tier is empty after a power cut anyway.)
+  if (durable_ || volatile_tiers_[static_cast<size_t>(tier)]) {
     files_.remove(id, tier);
     return;
   }

@@ -139,6 +139,7 @@ class CacheStore {
   // Unlinks a data file no record names any more. With durability "none"
   // the record's change is not synced yet: the unlink waits for the next
   // sync point, so that a record a power cut brings back still has its file.
+  // (Not for tier moves: their record change is synced.)
   void remove_file(uint64_t id, int tier);
   // Pins data the caller just wrote and owns (not yet or no longer shared).
   Result<ReadHandle> pin(const ObjectMeta& meta);
@@ -372,9 +373,8 @@ class CacheStore {
   std::mutex sync_point_mu_;       // one sync point at a time
   std::thread syncer_;             // sync_point_loop
   std::vector<bool> volatile_tiers_;  // mem tiers (tmpfs): empty after a reboot
-  std::mutex deferred_mu_;  // after move_mu_
+  std::mutex deferred_mu_;
   std::vector<std::pair<uint64_t, int>> deferred_unlinks_;  // (id, tier) waiting for a sync point
-  std::set<std::pair<uint64_t, int>> recreated_;            // put back by tier moves meanwhile
   uint64_t lost_at_open_ = 0;
 };
 

@@ -41,12 +41,6 @@ Status CacheStore::write_sync_point() {
     return st;
   }
   // Every record change that let go of these files is durable now.
-  std::lock_guard moving(move_mu_);
-  {
-    std::lock_guard dl(deferred_mu_);
-    std::erase_if(unlinks, [&](const auto& f) { return recreated_.count(f) > 0; });  // at worst a file left over
-    recreated_.clear();
-  }
   for (const auto& [id, tier] : unlinks) files_.remove(id, tier);
   return ok_status();
 }

@@ -493,13 +493,6 @@ Result<Segment> CacheStore::copy_data(const Segment& seg, int to_tier) {
   if (seg.in_index || seg.tier == to_tier) return out;
   auto in = files_.open(seg.file_id, seg.tier);
   if (!in.ok()) return in.status();
-  if (!durable_) {
-    // A file moved out of this tier and back keeps its path: an unlink
-    // still waiting for the sync point must not take the new copy.
-    std::lock_guard dl(deferred_mu_);
-    std::erase(deferred_unlinks_, std::pair<uint64_t, int>(seg.file_id, to_tier));
-    recreated_.insert({seg.file_id, to_tier});
-  }
   std::string tmp = files_.tmp_path(seg.file_id, to_tier);
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) {
@@ -594,7 +587,11 @@ Result<bool> CacheStore::move_unit(const CacheUnit& u, int to_tier) {
     } else {
       same = false;
     }
-    if (same && !index_->write(b, durable_).ok()) same = false;
+    // Synced even with durability "none": the old copy goes right after, and
+    // a power cut must not bring back a record naming it. (Moves keep the
+    // id, so their unlinks cannot wait for the sync point: a move back would
+    // reuse the path.)
+    if (same && !index_->write(b, true).ok()) same = false;
     hot_.erase(u.bucket, u.key);
     if (!same) {
       undo();
@@ -607,7 +604,7 @@ Result<bool> CacheStore::move_unit(const CacheUnit& u, int to_tier) {
   for (auto& s : from) {
     if (s.tier == to_tier) continue;
     space_->remove_data(s.tier, s.size);
-    if (!s.in_index) remove_file(s.file_id, s.tier);  // the record's change may not be synced yet
+    if (!s.in_index) files_.remove(s.file_id, s.tier);
   }
   return true;
 }

@@ -66,6 +66,11 @@ class TieredStore {
     reopen();
   }
   std::string path_of(const Segment& s) { return store_->files().path(s.file_id, s.tier); }
+  void raise_quota(int tier, uint64_t quota) {
+    opts_.tiers[static_cast<size_t>(tier)].quota = quota;
+    ASSERT_TRUE(store_->close().ok());
+    reopen();
+  }
   void set_max_metadata_records(uint64_t n) {
     opts_.max_metadata_records = n;
     reopen();
@@ -822,6 +827,30 @@ TEST(cache_tiers_test, an_unreadable_file_fails_the_start_instead_of_losing_the_
   t.reopen();
   EXPECT_FALSE(t.cached("dirty"));  // now missing: forgotten
   EXPECT_EQ(t.s().lost_at_open(), 1u);
+}
+
+TEST(cache_tiers_test, with_durability_none_unlinks_wait_for_the_sync_point_but_moves_do_not) {
+  TieredStore t(1, 0);  // tier 0 ("mem") has no room: data lands on tier 1
+  t.set_durable(false);
+  std::string data = blob(64 * KiB, 'm');
+  ObjectMeta m = t.put("obj", data, PersistState::persisted);
+  ASSERT_EQ(t.tier_of("obj"), 1);
+  std::string on_ssd = t.path_of(m.segments[0]);
+  // Out to the mem tier and back: the move syncs its record and unlinks the
+  // old copy at once; the copy back reuses the path.
+  CacheUnit u{"b", "obj", m.version, -1, 1, data.size()};
+  t.raise_quota(0, 1 << 20);
+  ASSERT_TRUE(t.s().move_unit(u, 0).value());
+  EXPECT_NE(::access(on_ssd.c_str(), F_OK), 0);
+  u.tier = 0;
+  ASSERT_TRUE(t.s().move_unit(u, 1).value());
+  ASSERT_TRUE(t.s().write_sync_point().ok());
+  EXPECT_EQ(t.read("obj"), data);  // no waiting unlink took the copy back
+  // An overwrite lets go of the file: unlinked after the next sync point.
+  t.put("obj", blob(10 * KiB, 'n'), PersistState::dirty, false);
+  EXPECT_EQ(::access(on_ssd.c_str(), F_OK), 0);
+  ASSERT_TRUE(t.s().write_sync_point().ok());
+  EXPECT_NE(::access(on_ssd.c_str(), F_OK), 0);
 }
 
 TEST(cache_tiers_test, an_open_write_holds_the_sync_point_back) {
