@@ -10,7 +10,9 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <random>
+#include <shared_mutex>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -125,6 +127,7 @@ class LocalUfs : public UnderStore {
     if (!r.ok()) return r.status();
     if (size != 0 || *r != 0)
       return invalid_argument("a key ending in '/' (a folder marker) must be empty on a file:// under store");
+    std::shared_lock tree(tree_mu_);  // no pruning of the directories made here until done
     std::error_code ec;
     std::filesystem::create_directories(data_path(path), ec);
     if (ec) {
@@ -195,14 +198,23 @@ class LocalUfs : public UnderStore {
     // Sidecar first: a reader that sees the new data also sees its metadata.
     ObjectInfo m = meta;
     m.size = size;
-    Status st = make_parents(data_path(path));
-    if (st.ok()) st = write_sidecar(path, m);
-    if (st.ok() && ::rename(tmp.c_str(), data_path(path).c_str()) != 0) {
-      st = rename_error(path, errno);
-      ::unlink(meta_path(path).c_str());
-      prune_empty_meta_parents(path);
+    Status st;
+    {
+      // A DELETE prunes empty directories: not between the mkdir and the rename.
+      std::shared_lock tree(tree_mu_);
+      st = make_parents(data_path(path));
+      if (st.ok()) st = write_sidecar(path, m);
+      if (st.ok() && ::rename(tmp.c_str(), data_path(path).c_str()) != 0) {
+        st = rename_error(path, errno);
+        ::unlink(meta_path(path).c_str());
+      }
     }
-    if (!st.ok()) { ::unlink(tmp.c_str()); return st; }
+    if (!st.ok()) {
+      ::unlink(tmp.c_str());
+      std::unique_lock tree(tree_mu_);
+      prune_empty_meta_parents(path);
+      return st;
+    }
     fsync_dir(parent(data_path(path)));
     return ok_status();
   }
@@ -211,6 +223,7 @@ class LocalUfs : public UnderStore {
     RETURN_IF_ERROR(check_path(path));
     if (is_marker(path)) {
       ::unlink(meta_path(path).c_str());
+      std::unique_lock tree(tree_mu_);
       prune_empty_parents(path);
       return ok_status();
     }
@@ -219,6 +232,7 @@ class LocalUfs : public UnderStore {
       return errno_status("unlink " + path, errno);
     }
     ::unlink(meta_path(path).c_str());
+    std::unique_lock tree(tree_mu_);
     prune_empty_parents(path);
     return ok_status();
   }
@@ -232,6 +246,7 @@ class LocalUfs : public UnderStore {
 
   Status make_dir(const std::string& path) override {
     RETURN_IF_ERROR(check_path(path));
+    std::shared_lock tree(tree_mu_);
     std::error_code ec;
     std::filesystem::create_directories(data_path(path), ec);
     if (ec) return io_error(fmt::format("mkdir {}: {}", path, ec.message()));
@@ -240,6 +255,7 @@ class LocalUfs : public UnderStore {
 
   Status remove_dir(const std::string& path) override {
     RETURN_IF_ERROR(check_path(path));
+    std::unique_lock tree(tree_mu_);
     std::error_code ec;
     std::filesystem::remove_all(root_ + "/" + kMetaDir + "/" + path, ec);
     if (::rmdir(data_path(path).c_str()) != 0 && errno != ENOENT) {
@@ -449,6 +465,11 @@ class LocalUfs : public UnderStore {
   }
 
   std::string root_;
+  // Shared while directories are made and filled (put, markers), exclusive
+  // while empty ones are removed: a DELETE of the last object in a
+  // directory must not remove it under a PUT that just made it (whose
+  // rename then failed with ENOENT).
+  std::shared_mutex tree_mu_;
 };
 
 }  // namespace

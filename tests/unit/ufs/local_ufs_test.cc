@@ -6,13 +6,18 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <mutex>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
+
+#include <fmt/format.h>
 
 #include "ufs/memory_ufs.h"
 
@@ -115,6 +120,29 @@ TEST_F(local_ufs_test, overwrite_replaces_data_and_metadata) {
   EXPECT_EQ(h->content_type, "image/png");
   EXPECT_TRUE(h->user_meta.empty());
   EXPECT_EQ(get("bkt/k"), "second");
+}
+
+// A DELETE removes the directories it leaves empty; a PUT into the same
+// directory at that moment made it, then failed its rename with ENOENT.
+TEST_F(local_ufs_test, a_delete_never_removes_the_directory_of_a_put_under_way) {
+  std::atomic<int> failures{0};
+  std::string first;
+  std::mutex mu;
+  auto worker = [&](int w) {
+    for (int i = 0; i < 300; ++i) {
+      std::string path = fmt::format("bkt/d/e/w{}-{}", w, i);
+      Status st = put(path, "x");
+      if (st.ok()) st = ufs_->remove(path);
+      if (!st.ok()) {
+        std::lock_guard lk(mu);
+        if (failures++ == 0) first = st.to_string();
+      }
+    }
+  };
+  std::vector<std::thread> threads;
+  for (int w = 0; w < 4; ++w) threads.emplace_back(worker, w);
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(failures.load(), 0) << first;
 }
 
 TEST_F(local_ufs_test, ranged_get_returns_the_requested_bytes) {
