@@ -32,7 +32,7 @@ Status CacheStore::write_sync_point() {
   std::vector<std::string> failed;
   Status st = sync_files(taken.files, &failed);
   KvBatch b;
-  b.put(kSyncPointKey, encode(SyncPoint{taken.below, durable_}));
+  b.put(kSyncPointKey, encode(SyncPoint{taken.below, std::move(taken.open), durable_}));
   if (st.ok()) st = index_->write(b, true);
   if (!st.ok()) {
     open_writes_.put_back(std::move(failed));
@@ -116,7 +116,7 @@ Status CacheStore::check_after_crash() {
   // Data in a tier no longer configured is left to rebuild_space, which refuses to start.
   auto known = [&](const Segment& s) { return !s.in_index && s.tier < files_.tiers(); };
   auto on_mem = [&](const Segment& s) { return known(s) && volatile_tiers_[s.tier]; };
-  auto after = [&](const Segment& s) { return known(s) && s.file_id >= sp->below; };
+  auto after = [&](const Segment& s) { return known(s) && sp->unsure(s.file_id); };
   // Unsynced data of objects: durability "none", or transient writes.
   auto unsynced = [&](const ObjectMeta& m, const Segment& s) {
     return after(s) && (!sp->durable || m.state == PersistState::transient);

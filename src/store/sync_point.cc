@@ -16,12 +16,20 @@ namespace reservoir::store {
 
 using nlohmann::json;
 
-std::string encode(const SyncPoint& p) { return json{{"below", p.below}, {"durable", p.durable}}.dump(); }
+std::string encode(const SyncPoint& p) {
+  return json{{"below", p.below}, {"open", p.open}, {"durable", p.durable}}.dump();
+}
+
+bool SyncPoint::unsure(uint64_t id) const {
+  return id >= below || std::binary_search(open.begin(), open.end(), id);
+}
 
 Result<SyncPoint> decode_sync_point(std::string_view bytes) {
   try {
     auto j = json::parse(bytes);
-    return SyncPoint{j.at("below").get<uint64_t>(), j.at("durable").get<bool>()};
+    auto open = j.value("open", std::vector<uint64_t>{});
+    std::sort(open.begin(), open.end());
+    return SyncPoint{j.at("below").get<uint64_t>(), std::move(open), j.at("durable").get<bool>()};
   } catch (const json::exception& e) {
     return internal_error(std::string("corrupt sync point in the index: ") + e.what());
   }

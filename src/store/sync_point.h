@@ -7,12 +7,13 @@
 // record would name a file that is empty, short or torn, and a read would serve
 // those bytes.
 //
-// How: every few seconds, and at a clean stop, the store notes the lowest data
-// id still being written, fdatasyncs every file committed without an fsync
-// since the last time (and their directories), and then records that id with
-// a synced index write: every data file below it is on disk whole. At the next
-// open, data at or above the recorded id is checked against its CRC32C before
-// it is trusted (CacheStore::check_after_crash). Each file is synced rather
+// How: every few seconds, and at a clean stop, the store notes the next data
+// id and the ids still being written, fdatasyncs every file committed without
+// an fsync since the last time (and their directories), and then records both
+// with a synced index write: every data file below that id, except the few
+// still being written, is on disk whole. At the next open, only the others are
+// checked against their CRC32C before they are trusted
+// (CacheStore::check_after_crash); a long upload does not hold the mark back. Each file is synced rather
 // than the file system (syncfs): that is exact, does not wait for other
 // programs' writes, and works where syncfs does nothing (FUSE).
 #pragma once
@@ -32,8 +33,11 @@ namespace reservoir::store {
 inline constexpr const char* kSyncPointKey = "m/synced";
 
 struct SyncPoint {
-  uint64_t below = 0;    // data ids below it were on disk when it was written
-  bool durable = true;   // the run that wrote it fsynced its data before acknowledging
+  uint64_t below = 0;          // data ids below it were on disk when it was written ...
+  std::vector<uint64_t> open;  // ... except these, still being written then
+  bool durable = true;         // the run that wrote it fsynced its data before acknowledging
+  // Whether data `id` may not have survived a power cut after this point.
+  bool unsure(uint64_t id) const;
 };
 std::string encode(const SyncPoint& p);
 Result<SyncPoint> decode_sync_point(std::string_view bytes);
@@ -56,13 +60,14 @@ class OpenWrites {
   // Committed without an fsync, at `path`: the next sync point fsyncs it.
   void end_unsynced(uint64_t id, std::string path);
   struct Taken {
-    uint64_t below = 0;               // the lowest open id, else `next_id()`
+    uint64_t below = 0;               // `next_id()`
+    std::vector<uint64_t> open;       // ids still being written
     std::vector<std::string> files;   // to fsync before `below` is recorded
   };
   template <typename NextId>
   Taken take(NextId&& next_id) {
     std::lock_guard lk(mu_);
-    Taken t{open_.empty() ? next_id() : *open_.begin(), std::move(unsynced_)};
+    Taken t{next_id(), std::vector<uint64_t>(open_.begin(), open_.end()), std::move(unsynced_)};
     unsynced_.clear();
     return t;
   }

@@ -813,6 +813,28 @@ TEST(cache_tiers_test, with_durability_none_torn_objects_are_forgotten_at_open) 
   EXPECT_TRUE(t.cached("trusted"));
 }
 
+TEST(cache_tiers_test, with_durability_none_torn_parts_are_forgotten_at_open) {
+  TieredStore t(1, 0);
+  t.set_durable(false);
+  std::vector<std::string> paths;
+  for (int n = 1; n <= 2; ++n) {
+    std::string data = blob(16 * KiB, static_cast<char>('0' + n));
+    auto f = t.s().new_file(false, data.size());
+    ASSERT_TRUE(f.ok());
+    ASSERT_TRUE((*f)->append(data.data(), data.size()).ok());
+    std::string etag = hex_encode((*f)->md5());
+    ASSERT_TRUE((*f)->commit(false).ok());
+    ASSERT_TRUE(t.s().put_part("up", PartMeta{n, (*f)->segment(), etag, now_ms()}).ok());
+    paths.push_back(t.path_of((*f)->segment()));
+  }
+  overwrite(paths[1], 100, "torn");
+  t.reopen();
+  auto parts = t.s().list_parts("up");
+  ASSERT_TRUE(parts.ok());
+  ASSERT_EQ(parts->size(), 1u);  // part 2 is uploaded again by the client (InvalidPart until then)
+  EXPECT_EQ((*parts)[0].number, 1);
+}
+
 TEST(cache_tiers_test, an_unreadable_file_fails_the_start_instead_of_losing_the_object) {
   TieredStore t(1, 0);  // no room on the mem tier (checked by size only)
   t.set_durable(false);
@@ -853,19 +875,30 @@ TEST(cache_tiers_test, with_durability_none_unlinks_wait_for_the_sync_point_but_
   EXPECT_NE(::access(on_ssd.c_str(), F_OK), 0);
 }
 
-TEST(cache_tiers_test, an_open_write_holds_the_sync_point_back) {
+TEST(cache_tiers_test, writes_open_at_a_sync_point_are_checked_at_the_next_start) {
   OpenWrites w;
   uint64_t next = 10;
   uint64_t a = w.begin([&] { return next++; });
   uint64_t b = w.begin([&] { return next++; });
-  EXPECT_EQ(w.take([&] { return next; }).below, a);
-  w.end(a);
-  EXPECT_EQ(w.take([&] { return next; }).below, b);
-  w.end_unsynced(b, "/x/file");
   auto taken = w.take([&] { return next; });
   EXPECT_EQ(taken.below, 12u);
+  EXPECT_EQ(taken.open, (std::vector<uint64_t>{a, b}));
+  w.end(a);
+  EXPECT_EQ(w.take([&] { return next; }).open, std::vector<uint64_t>{b});
+  w.end_unsynced(b, "/x/file");
+  taken = w.take([&] { return next; });
+  EXPECT_TRUE(taken.open.empty());
   EXPECT_EQ(taken.files, std::vector<std::string>{"/x/file"});
   EXPECT_TRUE(w.take([&] { return next; }).files.empty());
+  // What a start then checks: ids from the mark on, and those still open.
+  SyncPoint p{12, {10}, true};
+  EXPECT_TRUE(p.unsure(10));
+  EXPECT_FALSE(p.unsure(11));
+  EXPECT_TRUE(p.unsure(12));
+  auto back = decode_sync_point(encode(p));
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(back->open, std::vector<uint64_t>{10});
+  EXPECT_EQ(decode_sync_point(R"({"below":5,"durable":false})")->open.size(), 0u);  // written before "open"
 }
 
 }  // namespace
