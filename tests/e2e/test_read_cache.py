@@ -15,6 +15,7 @@ import concurrent.futures
 import hashlib
 import json
 import os
+import shutil
 import time
 
 import pytest
@@ -464,6 +465,35 @@ def test_read_types_no_cache_and_promote(backend, make_server, tmp_path):
     for i in range(4):
         assert s3.get_object(Bucket="rc", Key=f"hot/o{i}")["Body"].read() == blob(MiB, 10 + i)
     assert backend_bytes(srv) == fetched
+
+
+def test_a_mem_tier_emptied_by_a_reboot_is_read_through_again(backend, make_server, tmp_path):
+    """A mem tier is a tmpfs: a reboot empties it even after a clean stop. The start
+    finds its pages missing (each is checked by size) and drops them, so the tier's
+    accounting starts empty; reads fetch them again."""
+    backend.reset(latency_ms=0)
+    fast, slow = tmp_path / "fast", tmp_path / "slow"
+    tiers = (f"[[tier]]\nmedium = \"mem\"\npath = \"{fast}\"\nquota = \"64MiB\"\n\n"
+             f"[[tier]]\nmedium = \"ssd\"\npath = \"{slow}\"\nquota = \"64MiB\"\n")
+    srv = make_server("reboot", cache_toml=tiers)
+    s3 = srv.client()
+    sizes = {"reboot/a": 3 * MiB, "reboot/b": MiB + 5, "reboot/c": 100 * 1024}
+    for i, (key, n) in enumerate(sizes.items()):
+        put_direct(backend, key, blob(n, 40 + i))
+        assert s3.get_object(Bucket="rc", Key=key[len("reboot/"):])["Body"].read() == blob(n, 40 + i)
+        assert stat(srv, key[len("reboot/"):])["tiers"][0]["medium"] == "mem"
+    srv.stop()
+    shutil.rmtree(fast)  # the reboot
+    srv.start()
+    # only b's last page of 5 bytes is left: it is kept in the index, not in a file
+    assert metric(srv.metrics(), "reservoir_tier_used_bytes", tier="0", medium="mem") == 5
+    s3 = srv.client()
+    for i, (key, n) in enumerate(sizes.items()):
+        assert s3.get_object(Bucket="rc", Key=key[len("reboot/"):])["Body"].read() == blob(n, 40 + i), key
+    # Each byte fetched again, once, but for b's last page of 5 bytes, which is kept in
+    # the index (small data) rather than in a file on the mem tier.
+    assert backend_bytes(srv) == sum(sizes.values()) - 5
+    assert "pages and 0 cached objects dropped" in srv.log_path.read_text()
 
 
 def test_small_objects_are_served_with_the_memory_map_off(tmp_path):
