@@ -75,7 +75,7 @@ Result<bool> crc_matches(CacheStore& store, const ObjectFiles& files, const std:
   for (const auto& s : segs) {
     if (s.in_index) {
       auto data = store.read_inline(s);
-      if (!data.ok()) return false;  // its record came with it, so never expected
+      if (!data.ok()) return data.status();  // written with its record: an index error, not a torn write
       got = crc32c_extend(got, data->data(), data->size());
       continue;
     }
@@ -202,9 +202,9 @@ Status CacheStore::check_after_crash() {
   RETURN_IF_ERROR(st);
   RETURN_IF_ERROR(failure);
   if (checked || pages_dropped || objects_dropped || lost || parts_lost)
-    LOG_INFO("start after an unclean stop: {} pages, objects and parts written since the last sync point "
-             "checked; {} pages and {} cached objects dropped (read through again), {} objects and {} parts "
-             "lost",
+    LOG_INFO("data that may not have survived the last stop (a power cut, a reboot): {} pages, objects and "
+             "parts checked; {} pages and {} cached objects dropped (read through again), {} objects and {} "
+             "parts lost",
              checked, pages_dropped, objects_dropped, lost, parts_lost);
   lost_at_open_ = lost;
   if (!fix.ops.empty()) RETURN_IF_ERROR(index_->write(fix, true));
