@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <deque>
 #include <random>
+#include <unordered_map>
+#include <unordered_set>
 
 #include "common/guarded.h"
 #include "common/log.h"
@@ -63,9 +65,11 @@ struct Persister::Queue {
     int attempt;
     Clock::time_point first_queued;
   };
-  std::map<std::string, Slot> pending;
-  std::set<std::string> in_flight;
-  std::set<std::string> again;  // re-dirtied while in flight
+  // (Hashed: keys under one prefix share long heads, which a tree compares
+  // at every level, on every PUT.)
+  std::unordered_map<std::string, Slot> pending;
+  std::unordered_set<std::string> in_flight;
+  std::unordered_set<std::string> again;  // re-dirtied while in flight
   uint64_t persisted = 0, retries = 0, parked = 0, throttled = 0;
   // AIMD: uploads may start while active < limit; SlowDown halves the limit,
   // each success adds 1/limit, up to the configured concurrency.

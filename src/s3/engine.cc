@@ -181,6 +181,8 @@ Result<ObjectMeta> Engine::commit_write(const std::string& bucket, const std::st
     if (data) data->take_inline(b);
     return b;
   };
+  // A read right after a write-back or transient write is answered from memory.
+  const std::string* hot = data && data->in_index() ? &data->inline_data() : nullptr;
   // From the first look at the key to the commit, no other write of it runs:
   // a condition checked here still holds at the commit, and a synchronous
   // upload cannot land after (or be overtaken by) another write of the key.
@@ -223,7 +225,7 @@ Result<ObjectMeta> Engine::commit_write(const std::string& bucket, const std::st
     meta.expires_at_ms = store::now_ms() + where.policy.ttl->count();
   if (mode == WriteMode::transient) {
     meta.state = PersistState::transient;
-    return store_.commit(bucket, key, std::move(meta), check, with_data());
+    return store_.commit(bucket, key, std::move(meta), check, with_data(), hot);
   }
   bool synchronous = mode != WriteMode::write_back;
   if (!synchronous && dirty_budget_full(*where.mount)) {
@@ -242,7 +244,7 @@ Result<ObjectMeta> Engine::commit_write(const std::string& bucket, const std::st
   }
   if (!synchronous) {
     meta.state = PersistState::dirty;
-    auto r = store_.commit(bucket, key, std::move(meta), check, with_data());
+    auto r = store_.commit(bucket, key, std::move(meta), check, with_data(), hot);
     if (r.ok()) persister_.enqueue(bucket, key);
     return r;
   }
@@ -293,13 +295,8 @@ Result<ObjectMeta> Engine::finish_put(const std::string& bucket, const std::stri
   ns::Resolved w = where.value();
   if (file->overflow()) w.policy.write_mode = WriteMode::through;  // no room to keep it
   auto r = commit_write(bucket, key, w, std::move(m), cond, file.get());
-  if (!r.ok()) {
+  if (!r.ok())
     for (auto& s : fresh) store_.remove_data(s);  // nothing references it
-    return r;
-  }
-  // A read right after this write is answered from memory.
-  if (file->in_index() && r->state != store::PersistState::persisted)
-    store_.keep_hot(bucket, key, r->version, file->inline_data());
   return r;
 }
 

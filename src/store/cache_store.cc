@@ -171,13 +171,19 @@ Result<std::unique_ptr<FileWriter>> CacheStore::new_file(bool allow_inline, uint
   return w;
 }
 
+namespace {
+// `data` is all of m and m's data is in the index (or empty).
+bool fits_hot(const ObjectMeta& m, const std::string& data) {
+  const auto& segs = m.segments;
+  return !m.deleted && data.size() == m.size && segs.size() <= 1 && (segs.empty() || segs[0].in_index);
+}
+}  // namespace
+
 void CacheStore::keep_hot(const std::string& bucket, const std::string& key, uint64_t version,
                           const std::string& data) {
   std::lock_guard lk(key_lock(bucket, key));
   auto cur = get(bucket, key);
-  if (!cur.ok() || !cur.value() || cur.value()->version != version || cur.value()->deleted) return;
-  const auto& segs = cur.value()->segments;
-  if (segs.size() > 1 || (segs.size() == 1 && !segs[0].in_index) || data.size() != cur.value()->size) return;
+  if (!cur.ok() || !cur.value() || cur.value()->version != version || !fits_hot(*cur.value(), data)) return;
   hot_.put(bucket, key, std::make_shared<HotObject>(HotObject{std::move(*cur.value()), data}));
 }
 
@@ -306,7 +312,7 @@ StoreStats CacheStore::bucket_stats(const std::string& bucket) const {
 }
 
 Result<ObjectMeta> CacheStore::commit(const std::string& bucket, const std::string& key, ObjectMeta m,
-                                     const Precondition& check, KvBatch with) {
+                                     const Precondition& check, KvBatch with, const std::string* hot) {
   std::optional<ObjectMeta> old;
   {
     std::lock_guard lk(key_lock(bucket, key));
@@ -321,7 +327,8 @@ Result<ObjectMeta> CacheStore::commit(const std::string& bucket, const std::stri
     else b.del(dirty_key(bucket, key));
     b.del(parked_key(bucket, key));
     RETURN_IF_ERROR(index_->write(b, durable_));
-    hot_.erase(bucket, key);
+    if (hot && fits_hot(m, *hot)) hot_.put(bucket, key, std::make_shared<HotObject>(HotObject{m, *hot}));
+    else hot_.erase(bucket, key);
     account(bucket, old ? &*old : nullptr, &m);
     track_object(bucket, key, m);
   }

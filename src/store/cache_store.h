@@ -155,8 +155,11 @@ class CacheStore {
   // refuse the commit (conditional writes: If-Match, If-None-Match).
   using Precondition = std::function<Status(const std::optional<ObjectMeta>& current)>;
   // `with`: more index writes made in the same batch (data kept in the index).
+  // `hot`: m's whole data, when it is kept in the index: kept in memory for
+  // reads right after (see keep_hot).
   Result<ObjectMeta> commit(const std::string& bucket, const std::string& key, ObjectMeta m,
-                            const Precondition& check = nullptr, KvBatch with = {});
+                            const Precondition& check = nullptr, KvBatch with = {},
+                            const std::string* hot = nullptr);
   // Like commit, but only when the key has no record (a read-miss fill must
   // never replace a newer write). Returns false when a record exists.
   Result<bool> commit_if_absent(const std::string& bucket, const std::string& key, ObjectMeta m);
@@ -227,7 +230,8 @@ class CacheStore {
   std::shared_ptr<const HotObject> hot(const std::string& bucket, const std::string& key) const {
     return hot_.get(bucket, key);
   }
-  // Keeps `data` as the bytes of `version` if that version is current.
+  // Keeps `data` as the bytes of `version` if that version is current (and
+  // kept in the index whole).
   void keep_hot(const std::string& bucket, const std::string& key, uint64_t version, const std::string& data);
 
   // --- capacity and eviction ---

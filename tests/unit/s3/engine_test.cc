@@ -94,6 +94,7 @@ class EngineFixture {
 
   ufs::MemoryUfs& mem() { return *mem_; }
   Engine& engine() { return *engine_; }
+  store::CacheStore& store() { return *store_; }
   persist::Persister& persister() { return *persister_; }
 
  private:
@@ -333,6 +334,51 @@ TEST(engine_test, expiry_of_a_replaced_version_keeps_the_newer_write) {
       ASSERT_TRUE(f.persister().sync("bkt", "", std::chrono::seconds(10)).done);
       EXPECT_FALSE(f.mem().head("bkt/k").ok()) << "the tombstone reached the under store";
     }
+  }
+}
+
+// A small write-back or transient write is kept in memory, as the version it
+// committed, for the reads right after it; whatever changes the key after it
+// drops or replaces that copy, so a read from memory is never stale.
+TEST(engine_test, a_small_write_is_kept_in_memory_as_the_version_it_committed) {
+  for (auto mode : {WriteMode::write_back, WriteMode::transient}) {
+    EngineFixture f(nullptr, mode);
+    f.mem().hold_writes(true);
+    auto expect_hot = [&](const store::ObjectMeta& v, const std::string& data) {
+      auto h = f.store().hot("bkt", "k");
+      ASSERT_TRUE(h) << "not kept in memory";
+      EXPECT_EQ(h->meta.version, v.version);
+      EXPECT_EQ(h->data, data);
+    };
+    store::ObjectMeta v1 = f.write("k", "first");
+    expect_hot(v1, "first");
+
+    // A refused conditional write changes nothing.
+    auto file = f.engine().new_file();
+    ASSERT_TRUE(file.ok());
+    ASSERT_TRUE((*file)->append("no", 2).ok());
+    PutConditions absent;
+    absent.if_none_match_star = true;
+    auto refused = f.engine().finish_put("bkt", "k", std::move(file.value()), {}, absent);
+    ASSERT_FALSE(refused.ok());
+    EXPECT_EQ(s3_code_of(refused.status()), "PreconditionFailed");
+    expect_hot(v1, "first");
+
+    // Data too large for the index is not kept; the older copy is dropped.
+    std::string big(100 * 1024, 'b');
+    f.write("k", big);
+    EXPECT_FALSE(f.store().hot("bkt", "k"));
+    auto o = f.engine().open_object("bkt", "k");
+    ASSERT_TRUE(o.ok());
+    EXPECT_EQ(o->meta().size, big.size());
+
+    store::ObjectMeta v3 = f.write("k", "third");
+    expect_hot(v3, "third");
+    std::string empty;
+    store::ObjectMeta v4 = f.write("k", empty);
+    expect_hot(v4, empty);
+    ASSERT_TRUE(f.engine().delete_object("bkt", "k").ok());
+    EXPECT_FALSE(f.store().hot("bkt", "k"));
   }
 }
 
