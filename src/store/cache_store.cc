@@ -87,7 +87,7 @@ std::optional<std::string_view> ReadHandle::memory_view(uint64_t offset, uint64_
 CacheStore::CacheStore(const StoreOptions& o, std::unique_ptr<KvIndex> index)
     : files_(tier_dirs(o.tiers)), index_(std::move(index)), durable_(o.durable), inline_max_(o.inline_max),
       space_(std::make_unique<CacheSpace>(o.tiers, o.policy, o.high_watermark, o.low_watermark)),
-      hot_(o.memory), max_metadata_records_(o.max_metadata_records) {
+      hot_(o.memory), max_metadata_records_(o.max_metadata_records), max_unlink_wait_bytes_(o.max_unlink_wait_bytes) {
   for (const auto& t : o.tiers) volatile_tiers_.push_back(t.medium == "mem");
 }
 
@@ -196,20 +196,29 @@ Result<std::unique_ptr<FileWriter>> CacheStore::new_overflow_file() {
   return w;
 }
 
-void CacheStore::remove_file(uint64_t id, int tier) {
+void CacheStore::remove_file(uint64_t id, int tier, uint64_t bytes) {
   // (A mem tier is empty after a power cut anyway.)
   if (durable_ || volatile_tiers_[static_cast<size_t>(tier)]) {
     files_.remove(id, tier);
     return;
   }
-  std::lock_guard lk(deferred_mu_);
-  deferred_unlinks_.emplace_back(id, tier);
+  {
+    std::lock_guard lk(deferred_mu_);
+    deferred_unlinks_.emplace_back(id, tier);
+    deferred_bytes_ += bytes;
+    if (deferred_bytes_ < max_unlink_wait_bytes_) return;
+  }
+  // The space accounting already counts these bytes as free: the next sync
+  // point unlinks them now.
+  std::lock_guard lk(ev_mu_);
+  sync_soon_ = true;
+  sync_cv_.notify_one();
 }
 
 void CacheStore::remove_data(const Segment& seg) {
   space_->remove_data(seg.tier, seg.size);
   if (!seg.in_index) {
-    remove_file(seg.file_id, seg.tier);
+    remove_file(seg.file_id, seg.tier, seg.size);
     return;
   }
   KvBatch b;

@@ -108,6 +108,10 @@ struct StoreOptions {
   // not kept, empty objects) kept at most; the least recently used beyond
   // are forgotten (0 = no limit). Records with data go with their last byte.
   uint64_t max_metadata_records = 1'000'000;
+  // With durable false, files let go of wait for the next sync point (see
+  // remove_file); once this many bytes wait, it runs at once rather than
+  // within 5 s, so that a tier sized to its disk does not run out of room.
+  uint64_t max_unlink_wait_bytes = 64ull << 20;
 };
 
 struct MetadataRecordStats {
@@ -139,8 +143,8 @@ class CacheStore {
   // Unlinks a data file no record names any more. With durability "none"
   // the record's change is not synced yet: the unlink waits for the next
   // sync point, so that a record a power cut brings back still has its file.
-  // (Not for tier moves: their record change is synced.)
-  void remove_file(uint64_t id, int tier);
+  // (Not for tier moves: their record change is synced.) `bytes`: its size.
+  void remove_file(uint64_t id, int tier, uint64_t bytes);
   // Pins data the caller just wrote and owns (not yet or no longer shared).
   Result<ReadHandle> pin(const ObjectMeta& meta);
 
@@ -379,6 +383,10 @@ class CacheStore {
   std::vector<bool> volatile_tiers_;  // mem tiers (tmpfs): empty after a reboot
   std::mutex deferred_mu_;
   std::vector<std::pair<uint64_t, int>> deferred_unlinks_;  // (id, tier) waiting for a sync point
+  uint64_t deferred_bytes_ = 0;                             // their size
+  const uint64_t max_unlink_wait_bytes_;
+  bool sync_soon_ = false;          // (ev_mu_) deferred_bytes_ reached the limit
+  std::condition_variable sync_cv_;  // (ev_mu_) wakes sync_point_loop
   uint64_t lost_at_open_ = 0;
 };
 

@@ -24,9 +24,11 @@ constexpr auto kSyncPointEvery = std::chrono::seconds(5);
 Status CacheStore::write_sync_point() {
   std::lock_guard lk(sync_point_mu_);
   std::vector<std::pair<uint64_t, int>> unlinks;  // of record changes made before this synced write
+  uint64_t unlink_bytes = 0;
   {
     std::lock_guard dl(deferred_mu_);
     unlinks.swap(deferred_unlinks_);
+    std::swap(unlink_bytes, deferred_bytes_);
   }
   auto taken = open_writes_.take([this] { return seq_.load(); });
   std::vector<std::string> failed;
@@ -38,6 +40,7 @@ Status CacheStore::write_sync_point() {
     open_writes_.put_back(std::move(failed));
     std::lock_guard dl(deferred_mu_);
     deferred_unlinks_.insert(deferred_unlinks_.end(), unlinks.begin(), unlinks.end());
+    deferred_bytes_ += unlink_bytes;
     return st;
   }
   // Every record change that let go of these files is durable now.
@@ -47,13 +50,19 @@ Status CacheStore::write_sync_point() {
 
 void CacheStore::sync_point_loop() {
   std::unique_lock lk(ev_mu_);
+  bool failed = false;
   while (!ev_stop_) {
-    ev_cv_.wait_for(lk, kSyncPointEvery);
+    // Every few seconds, or at once when many bytes wait to be unlinked
+    // (not right after a failure: that would retry at every unlink).
+    sync_cv_.wait_for(lk, kSyncPointEvery, [&] { return ev_stop_ || (sync_soon_ && !failed); });
     if (ev_stop_) break;
+    sync_soon_ = false;
     lk.unlock();
-    guarded("sync point", [this] {
+    failed = true;
+    guarded("sync point", [&] {
       Status st = write_sync_point();
-      if (!st.ok()) LOG_WARN("cannot write the sync point: {}", st.to_string());
+      failed = !st.ok();
+      if (failed) LOG_WARN("cannot write the sync point: {}", st.to_string());
     });
     lk.lock();
   }

@@ -359,6 +359,7 @@ void CacheStore::stop_evictor() {
   }
   sweep_stop_ = true;
   ev_cv_.notify_all();
+  sync_cv_.notify_all();
   if (evictor_.joinable()) evictor_.join();
   if (sweeper_.joinable()) sweeper_.join();
   if (syncer_.joinable()) syncer_.join();

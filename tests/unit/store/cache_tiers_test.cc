@@ -71,6 +71,10 @@ class TieredStore {
     ASSERT_TRUE(store_->close().ok());
     reopen();
   }
+  void set_max_unlink_wait_bytes(uint64_t n) {
+    opts_.max_unlink_wait_bytes = n;
+    reopen();
+  }
   void set_max_metadata_records(uint64_t n) {
     opts_.max_metadata_records = n;
     reopen();
@@ -873,6 +877,26 @@ TEST(cache_tiers_test, with_durability_none_unlinks_wait_for_the_sync_point_but_
   EXPECT_EQ(::access(on_ssd.c_str(), F_OK), 0);
   ASSERT_TRUE(t.s().write_sync_point().ok());
   EXPECT_NE(::access(on_ssd.c_str(), F_OK), 0);
+}
+
+// The space accounting counts a file let go of as free at once; with
+// durability none its unlink waits for the next sync point. Once more than
+// the limit waits, that sync point runs at once instead of within 5 s.
+TEST(cache_tiers_test, with_durability_none_many_waiting_unlinks_run_the_sync_point_at_once) {
+  TieredStore t(1, 0);  // data lands on tier 1 (files)
+  t.set_max_unlink_wait_bytes(100 * KiB);
+  t.set_durable(false);
+  t.s().start_evictor();
+  std::vector<std::string> let_go;
+  let_go.push_back(t.path_of(t.put("obj", blob(64 * KiB, '1'), PersistState::persisted).segments[0]));
+  let_go.push_back(t.path_of(t.put("obj", blob(64 * KiB, '2'), PersistState::dirty, false).segments[0]));
+  EXPECT_EQ(::access(let_go[0].c_str(), F_OK), 0) << "64 KiB waiting: below the limit";
+  t.put("obj", blob(64 * KiB, '3'), PersistState::dirty, false);  // 128 KiB waiting
+  auto gone = [](const std::string& p) { return ::access(p.c_str(), F_OK) != 0; };
+  for (int i = 0; i < 200 && !(gone(let_go[0]) && gone(let_go[1])); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_TRUE(gone(let_go[0]) && gone(let_go[1])) << "not unlinked within 2 s";
+  EXPECT_EQ(t.read("obj"), blob(64 * KiB, '3'));
 }
 
 TEST(cache_tiers_test, writes_open_at_a_sync_point_are_checked_at_the_next_start) {
