@@ -190,9 +190,10 @@ void Persister::worker(Queue* q) {
     auto [bucket, key] = split_key(full);
     Next next;
     // An exception (not an error value) is retried like an unavailable backend.
-    if (!guarded("persister", [&, &b = bucket, &k = key] { next = process(q, b, k, attempt); }))
-      next = {true, backoff(attempt), attempt + 1};
+    bool threw = !guarded("persister", [&, &b = bucket, &k = key] { next = process(q, b, k, attempt); });
+    if (threw) next = {true, backoff(attempt), attempt + 1};
     lk.lock();
+    if (threw) q->retries++;
     q->active--;
     q->in_flight.erase(full);
     double max = q->mount->config.persist.concurrency;
