@@ -294,16 +294,23 @@ SyncResult Persister::sync(const std::string& bucket, const std::string& prefix,
     uint64_t version;
   };
   std::vector<Want> wants;
+  Status failed;  // a key that cannot be read: the answer cannot be "done"
   auto collect = [&](const std::string& b, const std::string& k) {
     if ((bucket.empty() || b == bucket) && k.compare(0, prefix.size(), prefix) == 0) {
       auto m = store_.get(b, k);
-      if (m.ok() && m.value()) wants.push_back({b, k, m.value()->version});
+      if (!m.ok()) failed = m.status();
+      else if (m.value()) wants.push_back({b, k, m.value()->version});
     }
-    return true;
+    return failed.ok();
   };
-  (void)store_.scan_dirty(collect);
+  Status st = store_.scan_dirty(collect);
   // Objects parked before the call are part of the answer too.
-  (void)store_.scan_parked(collect);
+  if (st.ok() && failed.ok()) st = store_.scan_parked(collect);
+  if (st.ok()) st = failed;
+  if (!st.ok()) {
+    LOG_WARN("sync barrier: cannot list what is dirty: {}", st.to_string());
+    return {};
+  }
   // Release held-back writes now.
   for (auto& w : wants) {
     Queue* q = queue_for(w.bucket);

@@ -20,6 +20,8 @@ bool is_dirty_state(const ObjectMeta& m) {
   return m.state == PersistState::dirty || m.state == PersistState::persisting;
 }
 
+bool is_unpersisted(const ObjectMeta& m) { return is_dirty_state(m) || m.state == PersistState::parked; }
+
 ReadHandle::~ReadHandle() {
   for (auto& p : pieces_)
     if (p.fd >= 0) ::close(p.fd);
@@ -414,7 +416,10 @@ Status CacheStore::erase(const std::string& bucket, const std::string& key) {
     std::lock_guard lk(key_lock(bucket, key));
     auto cur = get(bucket, key);
     if (!cur.ok()) return cur.status();
-    if (!cur.value()) return ok_status();
+    // Nothing to erase; but the change this acknowledges must not be undone
+    // by an earlier unsynced one (a persisted tombstone's removal, lost in a
+    // power cut, would come back and delete what the under store now holds).
+    if (!cur.value()) return sync_index();
     old = std::move(cur.value());
     KvBatch b;
     b.del(obj_key(bucket, key));

@@ -31,12 +31,13 @@ class HotObjects {
     return it == map_.end() ? nullptr : it->second.obj;
   }
 
+  // Replaces the key's entry (too large an object leaves none).
   void put(const std::string& bucket, const std::string& key, std::shared_ptr<const HotObject> obj) {
     uint64_t cost = obj->data.size() + 256;
-    if (cost > max_ / 8) return;
     std::lock_guard lk(mu_);
     std::string k = id(bucket, key);
     drop_locked(k);
+    if (cost > max_ / 8) return;
     order_.push_back(k);
     map_[k] = {std::move(obj), std::prev(order_.end()), cost};
     bytes_ += cost;

@@ -382,6 +382,34 @@ TEST(engine_test, a_small_write_is_kept_in_memory_as_the_version_it_committed) {
   }
 }
 
+// A parked version (its upload failed for good) may still reach the under
+// store: an operator's retry-parked queues it again, at any time. So a write
+// through to the under store of the same key joins the queue behind it, like
+// a write behind a dirty version, instead of landing first and being
+// overwritten by the older version.
+TEST(engine_test, writes_after_a_parked_version_join_the_queue) {
+  EngineFixture f(nullptr, WriteMode::cache_through);
+  f.ufs_put("gone", "in the under store");
+  for (std::string key : {"k", "gone"}) {
+    store::ObjectMeta v1 = f.write(key, "v1");
+    auto parked = f.store().set_state_if_current("bkt", key, v1.version, store::PersistState::parked, "test");
+    ASSERT_TRUE(parked.ok() && *parked);
+  }
+  f.persister().stop();  // what joins the queue stays there
+  store::ObjectMeta v2 = f.write("k", "version 2");
+  EXPECT_EQ(v2.state, store::PersistState::dirty) << "written through ahead of the parked version";
+  ASSERT_TRUE(f.engine().delete_object("bkt", "gone").ok());
+  auto tomb = f.store().get("bkt", "gone");
+  ASSERT_TRUE(tomb.ok() && tomb.value());
+  EXPECT_TRUE(tomb.value()->deleted);
+  EXPECT_EQ(tomb.value()->state, store::PersistState::dirty);
+  // The under store still has the parked versions: the queue decides the order.
+  auto k = f.mem().head("bkt/k");
+  ASSERT_TRUE(k.ok());
+  EXPECT_EQ(k->size, 2u);
+  EXPECT_TRUE(f.mem().head("bkt/gone").ok());
+}
+
 TEST(engine_test, deleted_then_rewritten_key_is_listed_once) {
   EngineFixture f;
   f.ufs_put("k", "under");

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "common/hash.h"
+#include "store/hot_objects.h"
 #include "store/journal_index.h"
 
 namespace reservoir::store {
@@ -660,6 +661,20 @@ TEST(cache_store_inline_test, deferred_inline_data_is_written_with_its_record_or
   auto d = f.store().read_inline(w3->segment());
   ASSERT_TRUE(d.ok());
   EXPECT_EQ(d.value(), "written now");
+}
+
+// A commit replaces the key's copy in memory with the new version's; a
+// version too large to keep must still drop the older copy (else a read is
+// answered with it).
+TEST(hot_objects_test, a_copy_too_large_to_keep_still_drops_the_older_one) {
+  HotObjects hot(8 * 1024);  // keeps entries up to 1 KiB
+  ObjectMeta v1, v2;
+  v1.version = 1;
+  v2.version = 2;
+  hot.put("b", "k", std::make_shared<HotObject>(HotObject{v1, "small"}));
+  ASSERT_TRUE(hot.get("b", "k"));
+  hot.put("b", "k", std::make_shared<HotObject>(HotObject{v2, std::string(2000, 'x')}));
+  EXPECT_FALSE(hot.get("b", "k"));
 }
 
 }  // namespace reservoir::store

@@ -213,6 +213,26 @@ TEST_P(power_loss_test, a_retried_parked_object_is_not_parked_again_after_a_powe
   EXPECT_EQ(t.read("k"), "retried");
 }
 
+TEST_P(power_loss_test, an_erase_that_finds_no_record_keeps_a_persisted_tombstone_gone) {
+  // A DELETE's tombstone is uploaded: marking it persisted removes its record
+  // (not synced on its own). A write through to the under store then erases
+  // nothing and is acknowledged: a power cut must not bring the tombstone
+  // back, dirty, to delete what that write put in the under store.
+  PowerLoss t(GetParam());
+  ObjectMeta tomb;
+  tomb.deleted = true;
+  tomb.state = PersistState::dirty;
+  tomb.mtime_ms = now_ms();
+  auto r = t.s().commit("b", "k", tomb);
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  t.upload(*r, "k");
+  ASSERT_FALSE(t.get("k"));
+  ASSERT_TRUE(t.s().erase("b", "k").ok());
+  t.power_loss();
+  EXPECT_FALSE(t.get("k"));
+  EXPECT_FALSE(t.dirty("k"));
+}
+
 TEST_P(power_loss_test, marks_before_an_index_sync_survive) {
   // What the sync barrier does before it answers "done".
   PowerLoss t(GetParam());
