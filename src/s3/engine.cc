@@ -175,9 +175,10 @@ bool Engine::dirty_budget_full(const ns::Mount& m) const {
 }
 
 Result<ObjectMeta> Engine::commit_write(const std::string& bucket, const std::string& key, const ns::Resolved& where,
-                                        ObjectMeta meta, const PutConditions& cond, store::FileWriter* data) {
+                                        ObjectMeta meta, const PutConditions& cond, store::FileWriter* data,
+                                        store::KvBatch also) {
   auto with_data = [&] {
-    store::KvBatch b;
+    store::KvBatch b = std::move(also);
     if (data) data->take_inline(b);
     return b;
   };
@@ -269,10 +270,10 @@ Result<ObjectMeta> Engine::commit_write(const std::string& bucket, const std::st
   if (mode == WriteMode::through) {
     ObjectMeta gone = meta;
     for (auto& s : meta.segments) store_.remove_data(s);
-    RETURN_IF_ERROR(store_.erase(bucket, key));
+    RETURN_IF_ERROR(store_.erase(bucket, key, std::move(also)));
     return gone;
   }
-  return store_.commit(bucket, key, std::move(meta));
+  return store_.commit(bucket, key, std::move(meta), nullptr, std::move(also));
 }
 
 Result<ObjectMeta> Engine::finish_put(const std::string& bucket, const std::string& key,

@@ -191,9 +191,10 @@ class Engine {
  private:
   // `data`: the writer of a fresh object whose data kept in the index is not
   // written yet (committed with defer_inline): it goes into the record's batch.
+  // `also`: more index writes made in that batch (a completed upload's removal).
   Result<store::ObjectMeta> commit_write(const std::string& bucket, const std::string& key, const ns::Resolved& where,
                                          store::ObjectMeta meta, const PutConditions& cond,
-                                         store::FileWriter* data = nullptr);
+                                         store::FileWriter* data = nullptr, store::KvBatch also = {});
   // The record answering reads of bucket/key, checked against the under
   // store as the mount's metadata_ttl requires; nullopt when absent.
   Result<std::optional<store::ObjectMeta>> current(const std::string& bucket, const std::string& key,

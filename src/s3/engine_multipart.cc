@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <random>
+#include <set>
 
 #include <fmt/format.h>
 
@@ -117,13 +118,20 @@ Result<store::ObjectMeta> Engine::complete_upload(const std::string& bucket, con
     }
   }
   m.crc32c = crc;
-  std::vector<uint64_t> keep;
-  for (auto& s : m.segments) keep.push_back(s.file_id);
+  std::set<uint64_t> keep;
+  for (auto& s : m.segments) keep.insert(s.file_id);
   auto where = ns_.resolve(bucket, key);
   if (!where.ok()) return where.status();
-  auto r = commit_write(bucket, key, where.value(), std::move(m), PutConditions{});
+  // The upload's records go in the batch of the object's record: a crash
+  // never leaves both, so an abort (or a part sent again) can never remove
+  // files the object holds.
+  store::KvBatch gone;
+  auto all = store_.upload_removal(upload_id, gone);
+  if (!all.ok()) return all.status();
+  auto r = commit_write(bucket, key, where.value(), std::move(m), PutConditions{}, nullptr, std::move(gone));
   if (!r.ok()) return r.status();
-  RETURN_IF_ERROR(store_.drop_upload(upload_id, keep));
+  for (auto& p : *all)
+    if (!keep.count(p.segment.file_id)) store_.remove_data(p.segment);  // parts left out of the object
   return r;
 }
 

@@ -410,7 +410,7 @@ Result<bool> CacheStore::set_state_if_current(const std::string& bucket, const s
 
 Status CacheStore::sync_index() { return durable_ ? index_->sync() : ok_status(); }
 
-Status CacheStore::erase(const std::string& bucket, const std::string& key) {
+Status CacheStore::erase(const std::string& bucket, const std::string& key, KvBatch with) {
   std::optional<ObjectMeta> old;
   {
     std::lock_guard lk(key_lock(bucket, key));
@@ -419,9 +419,9 @@ Status CacheStore::erase(const std::string& bucket, const std::string& key) {
     // Nothing to erase; but the change this acknowledges must not be undone
     // by an earlier unsynced one (a persisted tombstone's removal, lost in a
     // power cut, would come back and delete what the under store now holds).
-    if (!cur.value()) return sync_index();
+    if (!cur.value()) return with.ops.empty() ? sync_index() : index_->write(with, durable_);
     old = std::move(cur.value());
-    KvBatch b;
+    KvBatch b = std::move(with);
     b.del(obj_key(bucket, key));
     b.del(dirty_key(bucket, key));
     b.del(parked_key(bucket, key));
@@ -560,12 +560,18 @@ Result<std::vector<UploadMeta>> CacheStore::list_uploads(const std::string& buck
   return out;
 }
 
-Status CacheStore::drop_upload(const std::string& upload_id, const std::vector<uint64_t>& keep_files) {
+Result<std::vector<PartMeta>> CacheStore::upload_removal(const std::string& upload_id, KvBatch& b) {
   auto parts = list_parts(upload_id);
   if (!parts.ok()) return parts.status();
-  KvBatch b;
   b.del(upload_key(upload_id));
   for (auto& p : *parts) b.del(part_key(upload_id, p.number));
+  return parts;
+}
+
+Status CacheStore::drop_upload(const std::string& upload_id, const std::vector<uint64_t>& keep_files) {
+  KvBatch b;
+  auto parts = upload_removal(upload_id, b);
+  if (!parts.ok()) return parts.status();
   RETURN_IF_ERROR(index_->write(b, durable_));
   for (auto& p : *parts)
     if (std::find(keep_files.begin(), keep_files.end(), p.segment.file_id) == keep_files.end())

@@ -181,7 +181,8 @@ class CacheStore {
   // their own); nothing to do without durability.
   Status sync_index();
   // Removes the record and its data (eviction of clean data, transient delete).
-  Status erase(const std::string& bucket, const std::string& key);
+  // `with`: more index writes made in the same batch.
+  Status erase(const std::string& bucket, const std::string& key, KvBatch with = {});
 
   // Objects of a bucket under `prefix`, strictly after `start_after`, in key
   // order, including tombstones. fn returns false to stop.
@@ -206,6 +207,10 @@ class CacheStore {
   // Removes the upload and its part records; data files of parts not in
   // `keep_files` are deleted.
   Status drop_upload(const std::string& upload_id, const std::vector<uint64_t>& keep_files);
+  // The removal of the upload's records, added to `b` (a completion writes it
+  // in the batch of the object's record); returns its parts, whose data not
+  // taken by the object the caller removes once `b` is written.
+  Result<std::vector<PartMeta>> upload_removal(const std::string& upload_id, KvBatch& b);
 
   // --- objects cached by page (see PageSource) ---
   // The page's data, if cached for this version.

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <filesystem>
 #include <map>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -30,7 +31,8 @@ std::string s3_code_of(const Status& st) { return to_s3_error(st).code; }
 // Engine over one root mount; the under store is a MemoryUfs unless given.
 class EngineFixture {
  public:
-  explicit EngineFixture(std::unique_ptr<ufs::UnderStore> under = nullptr, WriteMode mode = WriteMode::write_back) {
+  explicit EngineFixture(std::unique_ptr<ufs::UnderStore> under = nullptr, WriteMode mode = WriteMode::write_back,
+                         std::unique_ptr<store::KvIndex> index = nullptr) {
     MountConfig mc;
     mc.write_mode = mode;
     mc.path = "/";
@@ -48,7 +50,8 @@ class EngineFixture {
     std::vector<std::unique_ptr<ns::Mount>> mounts;
     mounts.push_back(std::move(m));
     ns_ = std::make_unique<ns::Namespace>(std::move(mounts), std::vector<PolicyConfig>{});
-    auto s = store::CacheStore::open(dir_.path() + "/cache", store::make_memory_index(), /*durable=*/false);
+    auto s = store::CacheStore::open(dir_.path() + "/cache", index ? std::move(index) : store::make_memory_index(),
+                                     /*durable=*/false);
     EXPECT_TRUE(s.ok()) << s.status().to_string();
     store_ = std::move(s.value());
     persister_ = std::make_unique<persist::Persister>(*store_, *ns_);
@@ -469,6 +472,77 @@ TEST(engine_failure_test, failed_cache_through_tagging_keeps_the_object) {
   ASSERT_TRUE(f.engine().put_tags("bkt", "k", {{"a", "b"}}).ok());
   EXPECT_EQ(read_all(f.engine(), "k"), "payload");
   EXPECT_EQ(f.mem().data("bkt/k").value_or(""), "payload");
+}
+
+// An index that notes every batch written to it.
+class NotingIndex : public store::KvIndex {
+ public:
+  NotingIndex() : inner_(store::make_memory_index()) {}
+  Result<std::optional<std::string>> get(std::string_view key) override { return inner_->get(key); }
+  Status write(const store::KvBatch& batch, bool sync) override {
+    {
+      std::lock_guard lk(mu_);
+      batches_.push_back(batch);
+    }
+    return inner_->write(batch, sync);
+  }
+  Status sync() override { return inner_->sync(); }
+  Status scan(std::string_view start, std::string_view end,
+              const std::function<bool(std::string_view, std::string_view)>& fn) override {
+    return inner_->scan(start, end, fn);
+  }
+  std::vector<store::KvBatch> batches() {
+    std::lock_guard lk(mu_);
+    return batches_;
+  }
+
+ private:
+  std::unique_ptr<store::KvIndex> inner_;
+  std::mutex mu_;
+  std::vector<store::KvBatch> batches_;
+};
+
+// A completed upload's records go in the batch of the object's record: a
+// crash or an error after it never leaves the upload alive beside an object
+// that holds its part files (an abort, or a part sent again, would then
+// remove the object's data).
+TEST(engine_failure_test, a_completion_removes_the_upload_in_the_batch_of_the_objects_record) {
+  for (auto mode : {WriteMode::write_back, WriteMode::cache_through, WriteMode::through, WriteMode::transient}) {
+    auto index = std::make_unique<NotingIndex>();
+    NotingIndex* noted = index.get();
+    EngineFixture f(nullptr, mode, std::move(index));
+    auto id = f.engine().create_upload("bkt", "mp", {});
+    ASSERT_TRUE(id.ok()) << id.status().to_string();
+    std::string data(1000, 'p');
+    std::vector<CompletedPart> parts;
+    for (int n : {1, 2}) {
+      auto w = f.engine().new_file();
+      ASSERT_TRUE(w.ok());
+      ASSERT_TRUE((*w)->append(data.data(), data.size()).ok());
+      auto etag = f.engine().put_part(*id, n, std::move(w.value()));
+      ASSERT_TRUE(etag.ok()) << etag.status().to_string();
+      if (n == 2) parts.push_back({n, *etag});  // part 1 left out: its file goes
+    }
+    auto done = f.engine().complete_upload("bkt", "mp", *id, parts);
+    ASSERT_TRUE(done.ok()) << done.status().to_string();
+    // (Through: nothing is cached, so the upload's removal is all there is.)
+    const std::string object_key = std::string("obkt") + '\0' + "mp";
+    int removals = 0;
+    for (const auto& b : noted->batches()) {
+      bool upload_gone = false, object = false;
+      for (const auto& [k, v] : b.ops) {
+        upload_gone |= k == "u" + *id && !v;
+        object |= k == object_key;
+      }
+      removals += upload_gone;
+      if (upload_gone && mode != WriteMode::through) EXPECT_TRUE(object) << "the upload removed in a batch of its own";
+    }
+    EXPECT_EQ(removals, 1);
+    auto abort = f.engine().abort_upload("bkt", "mp", *id);
+    ASSERT_FALSE(abort.ok());
+    EXPECT_EQ(s3_code_of(abort), "NoSuchUpload");
+    if (mode != WriteMode::through) EXPECT_EQ(read_all(f.engine(), "mp"), data);
+  }
 }
 
 TEST(engine_failure_test, complete_upload_can_be_retried_after_a_backend_failure) {
