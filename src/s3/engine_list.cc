@@ -29,6 +29,7 @@ class CacheCursor {
       return buf_.size() < kBatch;
     });
     if (!st.ok()) return st;
+    ++reads_;
     if (buf_.size() < kBatch) done_ = true;
     if (!buf_.empty()) after_ = buf_.back().first;
     return peek();
@@ -38,6 +39,8 @@ class CacheCursor {
     while (pos_ < buf_.size() && buf_[pos_].first <= k) ++pos_;
     if (pos_ == buf_.size() && after_ < k) after_ = k;
   }
+  // Batches read so far.
+  uint64_t reads() const { return reads_; }
 
  private:
   store::CacheStore& s_;
@@ -45,6 +48,7 @@ class CacheCursor {
   std::vector<std::pair<std::string, store::ObjectMeta>> buf_;
   size_t pos_ = 0;
   bool done_ = false;
+  uint64_t reads_ = 0;
 };
 
 // Pulls the under store's listing in pages; keys relative to the bucket.
@@ -52,7 +56,8 @@ class CacheCursor {
 class UfsCursor {
  public:
   UfsCursor(ns::Mount& m, ListCache& cache, std::string base, std::string prefix, std::string after)
-      : m_(m), cache_(cache), base_(std::move(base)), prefix_(std::move(prefix)), after_(std::move(after)) {}
+      : m_(m), cache_(cache), base_(std::move(base)), prefix_(std::move(prefix)), after_(std::move(after)),
+        passed_(after_) {}
   Result<const ufs::ObjectInfo*> peek() {
     if (pos_ < page_.entries.size()) return &page_.entries[pos_];
     if (done_) return static_cast<const ufs::ObjectInfo*>(nullptr);
@@ -79,16 +84,27 @@ class UfsCursor {
     else done_ = true;
     return peek();
   }
-  void next() { ++pos_; }
+  void next() { passed_ = page_.entries[pos_++].path; }
   void skip_past(const std::string& k) {
     while (pos_ < page_.entries.size() && page_.entries[pos_].path <= k) ++pos_;
     if (pos_ == page_.entries.size() && after_ < k) after_ = k;
+    if (passed_ < k) passed_ = k;
+  }
+  // Forgets the rest of the page read: the next peek lists again from the
+  // last key passed.
+  void reread() {
+    if (pos_ == page_.entries.size()) return;  // nothing left of it anyway
+    page_.entries.clear();
+    pos_ = 0;
+    done_ = false;
+    after_ = passed_;
   }
 
  private:
   ns::Mount& m_;
   ListCache& cache_;
   std::string base_, prefix_, after_;
+  std::string passed_;  // the last key consumed or skipped
   ufs::ListPage page_;
   size_t pos_ = 0;
   bool done_ = false;
@@ -114,9 +130,20 @@ Result<ListResult> Engine::list(const std::string& bucket, const ListRequest& re
   ListResult out;
   size_t count = 0;
   std::string last_prefix;
+  uint64_t cache_reads = 0;
   while (true) {
     auto c = cache.peek();
     if (!c.ok()) return c.status();
+    // The cache's records must be read before the under store's page they
+    // are merged with: a delete's tombstone is dropped only after the under
+    // store lost the key, so a page read before a batch of records could
+    // still show a key whose tombstone that batch no longer has (and miss
+    // one whose record was persisted and forgotten in between). After a new
+    // batch, the rest of the page is listed again.
+    if (cache.reads() != cache_reads) {
+      cache_reads = cache.reads();
+      under.reread();
+    }
     auto u = under.peek();
     if (!u.ok()) return u.status();
     if (!*c && !*u) break;

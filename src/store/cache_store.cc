@@ -276,6 +276,9 @@ Result<ReadHandle> CacheStore::open(const std::string& bucket, const std::string
   if (!m.ok()) return m.status();
   if (!m.value() || m.value()->deleted) return not_found(key);
   if (!m.value()->cached) return not_found(key + " is not cached");
+  // Read through by page (PagedObject), not by this handle: a record that
+  // became one since the caller looked (an erase, then a read through).
+  if (m.value()->page_size) return not_found(key + " is read through by page");
   auto pieces = open_pieces(*m.value());
   if (!pieces.ok())
     return io_error(fmt::format("{}/{}: {}", bucket, key, pieces.status().message()));

@@ -149,7 +149,8 @@ class CacheStore {
   Result<ReadHandle> pin(const ObjectMeta& meta);
 
   Result<std::optional<ObjectMeta>> get(const std::string& bucket, const std::string& key);
-  // Opens the current version; not_found for absent keys and tombstones.
+  // Opens the current version; not_found for absent keys, tombstones and
+  // records read through by page (see PagedObject).
   Result<ReadHandle> open(const std::string& bucket, const std::string& key);
 
   // Makes `m` the current version of bucket/key (assigns m.version). A dirty

@@ -76,9 +76,20 @@ Status MemoryUfs::remove(const std::string& path) {
 }
 
 Result<ListPage> MemoryUfs::list(const std::string& prefix, const std::string& start_after, size_t max) {
-  std::lock_guard lk(mu_);
+  std::unique_lock lk(mu_);
   RETURN_IF_ERROR(check_fault());
   ListPage page;
+  std::function<void()> after;
+  after.swap(after_list_);
+  struct RunAfter {  // after the page is taken, without the lock
+    std::function<void()>& fn;
+    std::unique_lock<std::mutex>& lk;
+    ~RunAfter() {
+      if (!fn) return;
+      lk.unlock();
+      fn();
+    }
+  } run_after{after, lk};
   for (auto it = objects_.upper_bound(start_after); it != objects_.end(); ++it) {
     if (it->first.compare(0, prefix.size(), prefix) != 0) {
       if (it->first > prefix) break;
@@ -119,6 +130,11 @@ Result<std::vector<std::string>> MemoryUfs::list_dirs() {
   std::vector<std::string> out;
   for (auto& [k, v] : dirs_) out.push_back(k);
   return out;
+}
+
+void MemoryUfs::after_next_list(std::function<void()> fn) {
+  std::lock_guard lk(mu_);
+  after_list_ = std::move(fn);
 }
 
 void MemoryUfs::fail_next(int count, Status st) {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <condition_variable>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <string>
@@ -37,6 +38,9 @@ class MemoryUfs : public UnderStore {
   // While held, head/get take their answer at once but return it only on
   // release() (a slow response: the object may change meanwhile).
   void hold_answers(bool hold);
+  // Runs once, on the next list, after its page is taken and before it is
+  // returned (the under store changing while a listing is under way).
+  void after_next_list(std::function<void()> fn);
   // The data of an object, or nullopt.
   std::optional<std::string> data(const std::string& path) const;
   size_t object_count() const;
@@ -59,6 +63,7 @@ class MemoryUfs : public UnderStore {
   Status fail_status_;
   bool hold_ = false;
   bool hold_answers_ = false;
+  std::function<void()> after_list_;
   uint64_t puts_ = 0;
   uint64_t bytes_served_ = 0;
 };

@@ -187,6 +187,23 @@ TEST_P(cache_store_basic_test, absent_key_is_nullopt_and_not_found) {
   EXPECT_EQ(h.status().code(), Code::not_found);
 }
 
+// A record read through by page has no data of its own to open: a reader
+// that looked before it replaced a whole object gets not_found (and looks
+// again), never an empty handle, nor an empty copy kept in memory.
+TEST_P(cache_store_basic_test, a_record_read_through_by_page_is_not_opened_whole) {
+  StoreFixture f(GetParam());
+  ObjectMeta m;
+  m.size = 10;
+  m.page_size = 4096;
+  m.etag = "e";
+  m.state = PersistState::persisted;
+  ASSERT_TRUE(f.store().commit("bkt", "paged", m).ok());
+  auto h = f.store().open("bkt", "paged");
+  ASSERT_FALSE(h.ok());
+  EXPECT_EQ(h.status().code(), Code::not_found);
+  EXPECT_FALSE(f.store().hot("bkt", "paged"));
+}
+
 TEST_P(cache_store_basic_test, clean_commit_is_not_dirty) {
   StoreFixture f(GetParam());
   f.put("bkt", "clean", "data", PersistState::persisted);
