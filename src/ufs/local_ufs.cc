@@ -14,6 +14,7 @@
 #include <random>
 #include <shared_mutex>
 #include <sstream>
+#include <thread>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -148,12 +149,46 @@ class LocalUfs : public UnderStore {
     struct stat st;
     if (::stat(data_path(path).c_str(), &st) != 0) return absent_or_error("stat " + path, errno);
     if (!S_ISREG(st.st_mode)) return not_found(path + " is not an object");
+    ObjectInfo info = file_info(path, st);
+    load_sidecar(path, info, st.st_ino);
+    return info;
+  }
+
+  static ObjectInfo file_info(const std::string& path, const struct stat& st) {
     ObjectInfo info;
     info.path = path;
     info.size = static_cast<uint64_t>(st.st_size);
     info.mtime_ms = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000 + st.st_mtim.tv_nsec / 1000000;
-    load_sidecar(path, info);
     return info;
+  }
+
+  // The data file is opened first, and its metadata taken from the sidecar
+  // only if the sidecar names that very file (its inode): a put renames a
+  // new file into place after writing the new sidecar, so a head() and a
+  // get() in turn could pair one version's ETag with another's bytes.
+  Result<OpenedObject> open_read(const std::string& path, uint64_t offset, uint64_t length) override {
+    RETURN_IF_ERROR(check_path(path));
+    if (is_marker(path)) return UnderStore::open_read(path, offset, length);
+    for (int attempt = 0;; ++attempt) {
+      Fd fd(::open(data_path(path).c_str(), O_RDONLY | O_CLOEXEC));
+      if (fd.get() < 0) return absent_or_error("open " + path, errno);
+      struct stat st;
+      if (::fstat(fd.get(), &st) != 0) return errno_status("fstat", errno);
+      if (!S_ISREG(st.st_mode)) return not_found(path + " is not an object");
+      OpenedObject o;
+      o.info = file_info(path, st);
+      // A put between its sidecar and its rename: look again (then the
+      // file's own size and mtime make its ETag, which matches no other).
+      if (!load_sidecar(path, o.info, st.st_ino) && attempt < 3) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        continue;
+      }
+      uint64_t size = o.info.size;
+      if (offset > size) offset = size;
+      if (::lseek(fd.get(), static_cast<off_t>(offset), SEEK_SET) < 0) return errno_status("lseek", errno);
+      o.src = std::make_unique<FileSource>(fd.release(), std::min<uint64_t>(length, size - offset));
+      return o;
+    }
   }
 
   Result<std::unique_ptr<Source>> get(const std::string& path, uint64_t offset, uint64_t length) override {
@@ -195,7 +230,10 @@ class LocalUfs : public UnderStore {
       return internal_error(fmt::format("source of {} gave {} bytes, expected {}", path, copied, size));
     }
     if (::fsync(fd.get()) != 0) { int e = errno; ::unlink(tmp.c_str()); return errno_status("fsync", e); }
-    // Sidecar first: a reader that sees the new data also sees its metadata.
+    struct stat written;
+    if (::fstat(fd.get(), &written) != 0) { int e = errno; ::unlink(tmp.c_str()); return errno_status("fstat", e); }
+    // Sidecar first: a reader that sees the new data also sees its metadata
+    // (which names the file by its inode: see open_read).
     ObjectInfo m = meta;
     m.size = size;
     Status st;
@@ -203,7 +241,7 @@ class LocalUfs : public UnderStore {
       // A DELETE prunes empty directories: not between the mkdir and the rename.
       std::shared_lock tree(tree_mu_);
       st = make_parents(data_path(path));
-      if (st.ok()) st = write_sidecar(path, m);
+      if (st.ok()) st = write_sidecar(path, m, written.st_ino);
       if (st.ok() && ::rename(tmp.c_str(), data_path(path).c_str()) != 0) {
         st = rename_error(path, errno);
         ::unlink(meta_path(path).c_str());
@@ -330,7 +368,8 @@ class LocalUfs : public UnderStore {
     return ok_status();
   }
 
-  Status write_sidecar(const std::string& path, const ObjectInfo& m) {
+  // ino: of the data file it describes (0: none, a folder marker).
+  Status write_sidecar(const std::string& path, const ObjectInfo& m, uint64_t ino = 0) {
     std::string mp = meta_path(path);
     RETURN_IF_ERROR(make_parents(mp));
     std::string tmp = tmp_path();
@@ -338,7 +377,9 @@ class LocalUfs : public UnderStore {
       std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
       // Never throws: text that is not UTF-8 (refused at the S3 door, but
       // possible in records of older versions) is stored with U+FFFD.
-      f << json_text(meta_to_json(m));
+      auto j = meta_to_json(m);
+      if (ino) j["ino"] = ino;
+      f << json_text(j);
       if (!f) return io_error("cannot write metadata sidecar for " + path);
     }
     if (::rename(tmp.c_str(), mp.c_str()) != 0) {
@@ -349,12 +390,18 @@ class LocalUfs : public UnderStore {
     return ok_status();
   }
 
-  void load_sidecar(const std::string& path, ObjectInfo& info) {
+  // Fills info from the sidecar when it describes this data file (its size,
+  // and its inode `ino` when both are known); else a stable ETag from size
+  // and mtime. False when the sidecar names another file (a put under way).
+  bool load_sidecar(const std::string& path, ObjectInfo& info, uint64_t ino = 0) {
     std::ifstream f(meta_path(path), std::ios::binary);
+    bool other = false;
     if (f) {
       try {
         auto j = nlohmann::json::parse(f);
-        if (j.value("size", uint64_t{0}) == info.size) {
+        uint64_t named = j.value("ino", uint64_t{0});
+        other = ino && named && named != ino;
+        if (!other && j.value("size", uint64_t{0}) == info.size) {
           info.etag = j.value("etag", "");
           info.content_type = j.value("content_type", "");
           info.headers = j.value("headers", std::map<std::string, std::string>{});
@@ -372,13 +419,14 @@ class LocalUfs : public UnderStore {
           if (!header_safe(info.content_type)) info.content_type.clear();
           std::erase_if(info.headers, [&](const auto& kv) { return !header_safe(kv.first) || !header_safe(kv.second); });
           std::erase_if(info.user_meta, [&](const auto& kv) { return !header_safe(kv.first) || !header_safe(kv.second); });
-          if (!info.etag.empty()) return;
+          if (!info.etag.empty()) return true;
         }
       } catch (const std::exception&) {
       }
     }
     // Written by someone else: a stable ETag from size and mtime.
     info.etag = hex_encode(md5_raw(fmt::format("{}:{}:{}", path, info.size, info.mtime_ms)));
+    return !other;
   }
 
   // A path below an existing object (ENOTDIR) is simply absent.

@@ -230,6 +230,38 @@ TEST_F(local_ufs_test, sidecar_values_that_no_header_can_hold_are_dropped) {
   EXPECT_EQ(h->user_meta, (std::map<std::string, std::string>{{"ok", "fine"}}));
 }
 
+// A put writes the new sidecar, then renames the new data file into place.
+// A read in between must not pair the new ETag with the old bytes: the
+// sidecar names its data file, and open_read takes metadata only from the
+// sidecar of the file it opened.
+TEST_F(local_ufs_test, a_read_between_a_puts_sidecar_and_its_rename_never_mixes_versions) {
+  ObjectInfo v1, v2;
+  v1.etag = "11111111111111111111111111111111";
+  v2.etag = "22222222222222222222222222222222";
+  must_put("bkt/obj", "version-1", v1);
+  must_put("bkt/next", "version-2", v2);  // same size
+  // The moment between the two steps of a put of "version-2" on bkt/obj.
+  std::filesystem::copy_file(root() + "/.reservoir-meta/bkt/next", root() + "/.reservoir-meta/bkt/obj",
+                             std::filesystem::copy_options::overwrite_existing);
+  auto o = ufs_->open_read("bkt/obj", 0, UINT64_MAX);
+  ASSERT_TRUE(o.ok()) << o.status().to_string();
+  EXPECT_NE(o->info.etag, v2.etag) << "the new version's ETag with the old version's bytes";
+  auto data = read_all(*o->src);
+  ASSERT_TRUE(data.ok());
+  EXPECT_EQ(*data, "version-1");
+  auto h = ufs_->head("bkt/obj");
+  ASSERT_TRUE(h.ok());
+  EXPECT_NE(h->etag, v2.etag);
+  // Once the rename is done, the pair is whole again.
+  std::filesystem::rename(root() + "/bkt/next", root() + "/bkt/obj");
+  o = ufs_->open_read("bkt/obj", 0, UINT64_MAX);
+  ASSERT_TRUE(o.ok());
+  EXPECT_EQ(o->info.etag, v2.etag);
+  auto now = read_all(*o->src);
+  ASSERT_TRUE(now.ok());
+  EXPECT_EQ(*now, "version-2");
+}
+
 TEST_F(local_ufs_test, list_is_in_byte_order_across_directories) {
   // '-' (0x2d) < '.' (0x2e) < '/' (0x2f) < '0' (0x30): the directory "a"
   // must sort as "a/", between "a.txt" and "a0".
