@@ -25,6 +25,15 @@ bool etag_matches(const std::string& header, const std::string& etag) {
   return false;
 }
 
+// S3 copies (CopyObject, UploadPartCopy) at most 5 GiB in one request.
+Status check_copy_size(uint64_t bytes) {
+  constexpr uint64_t kMaxCopy = 5ull << 30;
+  if (bytes <= kMaxCopy) return ok_status();
+  return s3_error("InvalidRequest", fmt::format("The specified copy source is larger than the maximum allowable size "
+                                                "for a copy source: {}",
+                                                kMaxCopy));
+}
+
 // GET/HEAD preconditions (RFC 7232 order, as S3 applies them).
 Status check_read_conditions(const http::Request& req, const store::ObjectMeta& m, const char* prefix = "") {
   auto hdr = [&](const char* n) { return req.header(std::string(prefix) + n); };
@@ -272,6 +281,7 @@ awaitable<void> copy_object(Ctx& c) {
   }
   const store::ObjectMeta& sm = h->meta();
   Status st = check_read_conditions(c.req, sm, "x-amz-copy-source-");
+  if (st.ok()) st = check_copy_size(sm.size);
   if (!st.ok()) {
     co_await send_error(c, st);
     co_return;
@@ -565,6 +575,10 @@ awaitable<void> upload_part(Ctx& c) {
       }
       first = r.value()->first;
       len = r.value()->length();
+    }
+    if (Status big = check_copy_size(len); !big.ok()) {
+      co_await send_error(c, big);
+      co_return;
     }
     const store::ReadHandle* hp = &h.value();
     file = co_await c.blocking([&] { return c.engine().copy_to_file(*hp, first, len); });

@@ -191,7 +191,9 @@ Result<std::vector<PartRef>> parse_complete_multipart(std::string_view body) {
     PartRef p;
     std::string ns = num.text().as_string();
     if (ns.empty() || ns.find_first_not_of("0123456789") != std::string::npos) return malformed("bad PartNumber");
-    p.number = std::stoi(ns.substr(0, 6));
+    ns.erase(0, std::min(ns.find_first_not_of('0'), ns.size()));  // leading zeros
+    // Beyond 10000 no part exists (InvalidPart); capped so that no number overflows.
+    p.number = ns.empty() ? 0 : ns.size() > 5 ? 100000 : std::stoi(ns);
     p.etag = et.text().as_string();
     if (p.etag.size() >= 2 && p.etag.front() == '"' && p.etag.back() == '"') p.etag = p.etag.substr(1, p.etag.size() - 2);
     parts.push_back(p);

@@ -290,3 +290,22 @@ def test_two_uploads_same_key_independent(s3, bucket):
     assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"from B"
     complete(s3, bucket, "k", ua, [(1, ea)])
     assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"from A"
+
+
+@pytest.mark.reservoir_only  # the source is a sparse file put straight into the file:// under store
+def test_copies_of_a_source_over_5_gib_are_invalid_request(server, s3, bucket):
+    # S3 copies at most 5 GiB in one CopyObject or UploadPartCopy:
+    # 400 InvalidRequest "The specified copy source is larger than the maximum
+    # allowable size for a copy source: 5368709120". A range of it may be copied.
+    with open(server.ufs_path(bucket, "big"), "wb") as f:
+        f.truncate(5 * 1024 * MiB + 1)
+    src = {"Bucket": bucket, "Key": "big"}
+    e = expect_error(s3.copy_object, Bucket=bucket, Key="dst", CopySource=src, code="InvalidRequest", status=400)
+    assert "5368709120" in e.response["Error"]["Message"]
+    uid = start(s3, bucket, "dst")
+    expect_error(s3.upload_part_copy, Bucket=bucket, Key="dst", UploadId=uid, PartNumber=1, CopySource=src,
+                 code="InvalidRequest", status=400)
+    c = s3.upload_part_copy(Bucket=bucket, Key="dst", UploadId=uid, PartNumber=1, CopySource=src,
+                            CopySourceRange="bytes=0-1023")
+    assert c["CopyPartResult"]["ETag"] == f'"{md5_hex(bytes(1024))}"'
+    s3.abort_multipart_upload(Bucket=bucket, Key="dst", UploadId=uid)

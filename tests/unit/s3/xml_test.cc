@@ -118,6 +118,22 @@ TEST(xml_test, parse_complete_multipart_strips_etag_quotes) {
   EXPECT_EQ((*r)[2].etag, "noquotes");
 }
 
+// Leading zeros are read like S3 reads them; numbers too long for any part
+// stay out of range (never cut to a number that names another part).
+TEST(xml_test, parse_complete_multipart_reads_whole_part_numbers) {
+  auto r = parse_complete_multipart(
+      "<CompleteMultipartUpload>"
+      "<Part><PartNumber>0000012</PartNumber><ETag>a</ETag></Part>"
+      "<Part><PartNumber>1000000000000000000001</PartNumber><ETag>b</ETag></Part>"
+      "<Part><PartNumber>0</PartNumber><ETag>c</ETag></Part>"
+      "</CompleteMultipartUpload>");
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  ASSERT_EQ(r->size(), 3u);
+  EXPECT_EQ((*r)[0].number, 12);
+  EXPECT_GT((*r)[1].number, 10000);
+  EXPECT_EQ((*r)[2].number, 0);
+}
+
 TEST(xml_test, parse_complete_multipart_requires_etag_and_part_number) {
   for (std::string body : {
            std::string("<CompleteMultipartUpload><Part><PartNumber>1</PartNumber></Part></CompleteMultipartUpload>"),
