@@ -621,6 +621,9 @@ Result<bool> CacheStore::drop_unit(const CacheUnit& u) {
         space_->untrack(u.bucket, u.key, u.page, u.version);
         return false;
       }
+      // Moved to another tier since the caller looked (a reader that found
+      // the old copy gone, an eviction of the tier it left): kept.
+      if (s.value()->tier != u.tier) return false;
       seg = *s.value();
       KvBatch b;
       b.del(page_key(u.bucket, u.key, u.version, static_cast<uint64_t>(u.page)));

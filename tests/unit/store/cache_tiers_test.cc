@@ -392,6 +392,16 @@ TEST(cache_tiers_test, the_last_evicted_page_takes_the_record_of_an_object_read_
   p0.reset();
   p1.reset();
 
+  // A page moved to another tier since the caller looked (a reader that
+  // found the old copy already unlinked) is not dropped.
+  uint64_t mv = t.read_through("moved", 4096);
+  t.put_page("moved", mv, 0, blob(4096, 'm')).reset();
+  ASSERT_TRUE(t.s().move_unit(CacheUnit{"b", "moved", mv, 0, 0, 4096}, 1).value());
+  EXPECT_FALSE(drop("moved", mv, 0)) << "the moved copy was dropped";
+  auto kept = t.s().get_page("b", "moved", mv, 0);
+  ASSERT_TRUE(kept.ok() && kept.value());
+  EXPECT_EQ(kept.value()->tier, 1);
+
   // A record with no page ever cached (a HEAD) is not touched by a drop of
   // a page it does not have.
   uint64_t hv = t.read_through("headed", 4096);
