@@ -133,6 +133,11 @@ Status CacheStore::check_after_crash() {
 
   KvBatch fix;
   uint64_t checked = 0, pages_dropped = 0, objects_dropped = 0, lost = 0, parts_lost = 0;
+  // Files checked and kept: whole in the page cache, maybe not on disk (a
+  // kill -9 before a sync point). The sync point below vouches for them, so
+  // it fdatasyncs them first.
+  std::vector<std::string> kept;
+  auto keep = [&](const Segment& s) { kept.push_back(files_.path(s.file_id, s.tier)); };
   Status failure;  // a file that cannot be read: fail the open rather than guess
   auto verdict = [&](const Result<bool>& r) {
     if (!r.ok()) failure = r.status();
@@ -149,6 +154,7 @@ Status CacheStore::check_after_crash() {
       auto ok = seg->crc32c ? verdict(crc_matches(*this, files_, {*seg}, *seg->crc32c)) : std::optional<bool>(false);
       if (!ok) return false;
       good = *ok;
+      if (good) keep(*seg);
     } else if (on_mem(*seg)) {
       good = whole_file(files_, *seg);
     }
@@ -173,6 +179,9 @@ Status CacheStore::check_after_crash() {
       auto ok = verdict(crc_matches(*this, files_, m->segments, m->crc32c));
       if (!ok) return false;
       gone = !*ok;
+      if (!gone)
+        for (const auto& s : m->segments)
+          if (unsynced(*m, s)) keep(s);
     }
     if (!gone) return true;
     auto [b, key] = split_bk(k.substr(1));
@@ -200,6 +209,7 @@ Status CacheStore::check_after_crash() {
       auto ok = verdict(md5_matches(files_, p->segment, p->etag));
       if (!ok) return false;
       gone = !*ok;
+      if (!gone) keep(p->segment);
     }
     if (!gone) return true;
     fix.del(std::string(k));
@@ -218,6 +228,7 @@ Status CacheStore::check_after_crash() {
   lost_at_open_ = lost;
   if (!fix.ops.empty()) RETURN_IF_ERROR(index_->write(fix, true));
   // What was kept is trusted from now on: make it durable first.
+  open_writes_.put_back(std::move(kept));
   return write_sync_point();
 }
 

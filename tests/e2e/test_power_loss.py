@@ -240,6 +240,29 @@ def test_pages_read_through_before_a_power_cut_are_never_served_torn(reservoir_f
     _check(srv, bucket, {"synced": [b"a synced write after the pages"]}, durable=True)
 
 
+def test_a_start_after_a_kill_syncs_the_pages_it_checked_before_vouching_for_them(reservoir_factory, powercut):
+    """A kill -9 leaves pages read through only in the page cache: the next start checks
+    them (whole, so kept) and writes a sync point that covers them. It must fdatasync them
+    first, or a power cut soon after leaves torn pages that no later start checks."""
+    mount = powercut(3)
+    srv, bucket = _start_on_mount(reservoir_factory, mount, "fsync")
+    c = srv.client()
+    for key, data in READ_THROUGH.items():
+        assert c.get_object(Bucket=bucket, Key=key)["Body"].read() == data
+    c.put_object(Bucket=bucket, Key="synced", Body=b"a synced write after the pages")
+    srv.kill()
+    srv.start()  # on the same file system: the unsynced pages are still whole there
+    log = srv.log_path.read_text()
+    assert "may not have survived the last stop" in log and " 0 pages and 0 cached objects dropped" in log, log[-3000:]
+    srv.kill()  # before its next sync point (every 5 s)
+    print(mount.cut())
+    srv.data_dir = mount.backing / "data"
+    srv.start()
+    c = srv.client()
+    for key, data in READ_THROUGH.items():
+        assert c.get_object(Bucket=bucket, Key=key)["Body"].read() == data, key
+
+
 def test_pages_covered_by_a_sync_point_are_kept(reservoir_factory, powercut):
     """The sync point (every 5 s) fsyncs the pages written since the last one: a start
     after a later power cut keeps them without reading them again."""
