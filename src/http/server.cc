@@ -323,6 +323,16 @@ awaitable<void> serve_requests(Stream& stream, Server::Impl* impl, Handler* hand
       co_return;
     }
     auto& msg = parser.get();
+    // A transfer coding other than chunked (last) leaves the body unframed:
+    // the parser would take it for none and read its bytes as the next
+    // request. Refused, and the connection closed (RFC 7230 3.3.3).
+    if (msg.count(bhttp::field::transfer_encoding) && !parser.chunked()) {
+      co_await write_simple(stream, 501,
+                            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>NotImplemented</Code>"
+                            "<Message>A header you provided implies functionality that is not implemented</Message>"
+                            "<Header>Transfer-Encoding</Header></Error>");
+      co_return;
+    }
     Request req = to_request(msg, tls);
     bool expect_continue = beast::iequals(msg[bhttp::field::expect], "100-continue");
     BeastBody<Stream> body(stream, buf, parser, expect_continue, impl->limits);

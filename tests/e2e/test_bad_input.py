@@ -289,6 +289,32 @@ def test_garbage_on_the_wire(server, sentinel, junk):
     check()
 
 
+@pytest.mark.reservoir_only
+@pytest.mark.parametrize("coding", ["gzip", "identity", "chunked, gzip"])
+def test_a_transfer_coding_other_than_chunked_is_refused_and_its_body_never_parsed(server, sentinel, coding):
+    # Without chunked last the body has no framing: it must be neither stored as an
+    # empty object nor read as the next request on the connection (smuggling).
+    bucket, check = sentinel
+    port = int(server.endpoint.rsplit(":", 1)[1])
+    url = f"{server.endpoint}/{bucket}/smuggled"
+    inner = (f"DELETE /{bucket}/sentinel HTTP/1.1\r\nHost: {HOST}:{port}\r\n\r\n").encode()
+    headers = sign_headers("PUT", url, {"Host": f"{HOST}:{port}", "Transfer-Encoding": coding},
+                           payload_hash="UNSIGNED-PAYLOAD")
+    head = f"PUT /{bucket}/smuggled HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
+    with socket.create_connection((HOST, port), timeout=10) as sock:
+        sock.sendall(head.encode() + inner)
+        data = b""
+        try:
+            while chunk := sock.recv(65536):
+                data += chunk
+        except OSError:
+            pass
+    assert data.startswith(b"HTTP/1.1 501"), data[:300]
+    assert b"NotImplemented" in data
+    assert data.count(b"HTTP/1.1 ") == 1, data  # one answer: the body was not taken for a request
+    check()  # no "smuggled" object, and the sentinel still there
+
+
 def test_slow_client_does_not_block_others(server, s3, sentinel):
     """A connection that sends half a request and stalls must not stop other requests."""
     bucket, check = sentinel
