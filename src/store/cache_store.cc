@@ -5,9 +5,11 @@
 
 #include <algorithm>
 #include <cstring>
+#include <filesystem>
 #include <set>
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include "common/guarded.h"
 
@@ -111,6 +113,7 @@ Result<std::unique_ptr<CacheStore>> CacheStore::open(const StoreOptions& o, std:
   std::unique_ptr<CacheStore> s(new CacheStore(o, std::move(index)));
   RETURN_IF_ERROR(s->files_.init());
   RETURN_IF_ERROR(s->load_sequence());
+  RETURN_IF_ERROR(s->check_tier_layout());
   RETURN_IF_ERROR(s->check_after_crash());
   // Dirty accounting, capacity and eviction order: one pass over the records.
   RETURN_IF_ERROR(s->rebuild_space());
@@ -126,6 +129,44 @@ Status CacheStore::load_sequence() {
   seq_ = start;
   seq_limit_ = start;
   return ok_status();
+}
+
+Status CacheStore::check_tier_layout() {
+  std::vector<std::string> now;
+  for (int t = 0; t < files_.tiers(); ++t) {
+    std::error_code ec;
+    auto p = std::filesystem::weakly_canonical(files_.dir(t), ec);
+    now.push_back(ec ? files_.dir(t) : p.string());
+  }
+  auto v = index_->get(kTiersKey);
+  if (!v.ok()) return v.status();
+  std::vector<std::string> was;
+  if (v.value()) {
+    try {
+      was = nlohmann::json::parse(*v.value()).get<std::vector<std::string>>();
+    } catch (const std::exception& e) {
+      return internal_error(std::string("cache index: bad tier layout record: ") + e.what());
+    }
+  }
+  auto text = [](const std::vector<std::string>& dirs) {
+    std::string out;
+    for (size_t i = 0; i < dirs.size(); ++i) out += fmt::format("{}{}: {}", i ? ", " : "", i, dirs[i]);
+    return out;
+  };
+  for (size_t t = 0; t < was.size(); ++t) {
+    auto at = std::find(now.begin(), now.end(), was[t]);
+    if (at != now.end() && static_cast<size_t>(at - now.begin()) != t)
+      return failed_precondition(fmt::format(
+          "cache tier {} was tier {} in the last run and is tier {} now: the index names tiers by their place, so "
+          "tiers may only be added after the existing ones. Restore the order ({}) to start; configured now: {}",
+          was[t], t, at - now.begin(), text(was), text(now)));
+    if (at == now.end() && t < now.size())
+      LOG_WARN("cache tier {} was at {} in the last run, now at {}: taken as the same tier moved", t, was[t], now[t]);
+  }
+  if (was == now) return ok_status();
+  KvBatch b;
+  b.put(kTiersKey, nlohmann::json(now).dump());
+  return index_->write(b, true);
 }
 
 uint64_t CacheStore::next_id() {

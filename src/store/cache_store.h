@@ -341,6 +341,9 @@ class CacheStore {
   // what did not survive.
   Status check_after_crash();
   Status load_sequence();
+  // Records name a tier by its place in the configuration: refuses a start
+  // on tiers reordered, or one inserted before others, since the last run.
+  Status check_tier_layout();
   uint64_t next_id();
   std::mutex& key_lock(const std::string& bucket, const std::string& key);
   void remove_unshared(const std::string& bucket, const std::string& key, const ObjectMeta* old,

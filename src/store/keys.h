@@ -18,6 +18,7 @@ inline std::string bucket_key(const std::string& b) { return "b" + b; }
 inline std::string upload_key(const std::string& id) { return "u" + id; }
 inline std::string part_key(const std::string& id, int n) { return fmt::format("p{}{}{:05d}", id, '\0', n); }
 inline constexpr const char* kSeqKey = "m/seq";
+inline constexpr const char* kTiersKey = "m/tiers";  // JSON: each tier's directory, in order
 inline constexpr uint64_t kSeqBlock = 1 << 16;
 
 inline std::string prefix_end(std::string p) {

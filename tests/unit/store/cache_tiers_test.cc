@@ -71,6 +71,12 @@ class TieredStore {
     ASSERT_TRUE(store_->close().ok());
     reopen();
   }
+  // Opens again with these tiers (directories under the test's, by name).
+  Status try_tiers(const std::vector<std::pair<std::string, std::string>>& medium_and_name) {
+    opts_.tiers.clear();
+    for (auto& [medium, name] : medium_and_name) opts_.tiers.push_back({medium, dir_.path() + "/" + name, 0});
+    return try_reopen();
+  }
   void set_max_unlink_wait_bytes(uint64_t n) {
     opts_.max_unlink_wait_bytes = n;
     reopen();
@@ -907,6 +913,30 @@ TEST(cache_tiers_test, with_durability_none_many_waiting_unlinks_run_the_sync_po
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   EXPECT_TRUE(gone(let_go[0]) && gone(let_go[1])) << "not unlinked within 2 s";
   EXPECT_EQ(t.read("obj"), blob(64 * KiB, '3'));
+}
+
+// Records name a tier by its place in the list: a tier inserted before the
+// others, or tiers reordered, would make every record name the wrong
+// directory (the start's check would forget dirty objects, the orphan sweep
+// unlink every file). Such a start is refused; tiers added after the existing
+// ones, or a tier's directory moved, are not.
+TEST(cache_tiers_test, a_start_on_reordered_tiers_is_refused) {
+  TieredStore t(1, 0);  // "mem" t0 (no room), "ssd" t1
+  std::string data = blob(8 * KiB, 'd');
+  t.put("dirty", data, PersistState::dirty, false);
+  ASSERT_EQ(t.tier_of("dirty"), 1);
+  for (auto tiers : std::vector<std::vector<std::pair<std::string, std::string>>>{
+           {{"ssd", "t1"}, {"mem", "t0"}},                  // swapped
+           {{"mem", "new"}, {"mem", "t0"}, {"ssd", "t1"}},  // one inserted in front
+       }) {
+    Status st = t.try_tiers(tiers);
+    ASSERT_FALSE(st.ok());
+    EXPECT_EQ(st.code(), Code::failed_precondition);
+    EXPECT_NE(st.message().find("may only be added after the existing ones"), std::string::npos) << st.to_string();
+  }
+  ASSERT_TRUE(t.try_tiers({{"mem", "t0"}, {"ssd", "t1"}, {"hdd", "t2"}}).ok());  // added after
+  EXPECT_EQ(t.read("dirty"), data);
+  EXPECT_EQ(t.s().stats().dirty_objects, 1u);
 }
 
 TEST(cache_tiers_test, writes_open_at_a_sync_point_are_checked_at_the_next_start) {
