@@ -8,7 +8,10 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
 
+#include <atomic>
+#include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <thread>
 
 #include "admin/admin.h"
@@ -144,18 +147,34 @@ int serve(Config config) {
     LOG_INFO("credentials: access key '{}' (secret from the configuration)", config.auth.access_key);
 
   asio::signal_set signals(ioc, SIGINT, SIGTERM);
-  signals.async_wait([&](const boost::system::error_code& e, int sig) {
+  // The first signal drains and stops; a second one stops at once (as a
+  // kill -9 would: nothing acknowledged is lost, the next start checks the
+  // recent data).
+  std::atomic<bool> draining{false};
+  std::function<void(const boost::system::error_code&, int)> on_signal = [&](const boost::system::error_code& e,
+                                                                             int sig) {
     if (e) return;
-    LOG_INFO("signal {}: draining (up to {} ms)", sig, config.server.drain_timeout.count());
+    if (draining.exchange(true)) {
+      LOG_WARN("signal {} again: stopping at once", sig);
+      std::_Exit(1);
+    }
+    LOG_INFO("signal {}: draining (up to {} ms; a second signal stops at once)", sig,
+             config.server.drain_timeout.count());
     server.begin_drain();
     persister.stop_waiting();  // a waiting sync barrier answers now (done: false), within the drain
     drain_then_stop(ioc, server, std::chrono::steady_clock::now() + config.server.drain_timeout);
-  });
+    signals.async_wait(on_signal);
+  };
+  signals.async_wait(on_signal);
 
   std::vector<std::thread> workers;
   for (int i = 1; i < threads; ++i) workers.emplace_back([&ioc] { ioc.run(); });
   ioc.run();
   for (auto& t : workers) t.join();
+  // The rest of the stop runs outside the loop: a signal now ends the
+  // process at once (the default action).
+  boost::system::error_code ignored;
+  signals.clear(ignored);
   pool.join();
   engine.stop_maintenance();
   persister.stop();

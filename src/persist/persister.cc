@@ -216,13 +216,14 @@ void Persister::worker(Queue* q) {
 
 Status Persister::upload(Queue* q, ns::Resolved& where, const std::string& bucket, const std::string& key,
                          store::ObjectMeta& meta) {
-  q->ops.acquire(1);
+  auto stopped = [] { return Status(Code::unavailable, "the server is stopping"); };
+  if (!q->ops.acquire(1, &stopping_)) return stopped();
   if (meta.deleted) {
     Status st = where.mount->store->remove(where.ufs_path);
     where.mount->changed();
     return st;
   }
-  q->bytes.acquire(static_cast<double>(meta.size));
+  if (!q->bytes.acquire(static_cast<double>(meta.size), &stopping_)) return stopped();
   auto h = store_.open(bucket, key);
   if (!h.ok()) return h.status();
   if (h->meta().version != meta.version) return aborted("superseded");

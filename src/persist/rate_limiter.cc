@@ -19,17 +19,20 @@ void RateLimiter::refill(std::chrono::steady_clock::time_point now) {
   tokens_ = std::min(burst_, tokens_ + dt * rate_);
 }
 
-void RateLimiter::acquire(double n) {
-  if (rate_ <= 0) return;
+bool RateLimiter::acquire(double n, const std::atomic<bool>* stop) {
+  if (rate_ <= 0) return true;
   std::unique_lock lk(mu_);
   for (;;) {
+    if (stop && stop->load()) return false;
     refill(std::chrono::steady_clock::now());
     double need = std::min(n, burst_);
     if (tokens_ >= need) {
       tokens_ -= n;
-      return;
+      return true;
     }
-    auto wait = std::chrono::duration<double>((need - tokens_) / rate_);
+    // In slices, to see `stop` soon.
+    auto wait = std::min<std::chrono::duration<double>>(std::chrono::duration<double>((need - tokens_) / rate_),
+                                                        std::chrono::milliseconds(100));
     lk.unlock();
     std::this_thread::sleep_for(wait);
     lk.lock();

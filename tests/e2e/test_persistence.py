@@ -4,6 +4,7 @@ x-reservoir-persist-state header, the admin sync barrier, held-back persistence
 cache-through and transient modes, per-prefix policies, and restart."""
 
 import json
+import signal
 import socket
 import threading
 import time
@@ -13,7 +14,7 @@ import pytest
 
 from conftest import (SECRET_KEY, MiB, PERSIST_STATES, delete_bucket_quietly, expect_error, md5_hex,
                       multipart_etag, persist_state, quote_key, rand_bytes, raw_request,
-                      unique_bucket_name)
+                      sign_headers, unique_bucket_name)
 
 pytestmark = pytest.mark.reservoir_only
 
@@ -489,3 +490,61 @@ def test_stop_does_not_wait_for_a_sync_barrier(reservoir_factory):
     got = srv.client().get_object(Bucket="waits", Key="k")
     assert got["Body"].read() == b"kept"
     assert persist_state(got) in UNPERSISTED
+
+
+def test_stop_does_not_wait_for_the_drain_rate_limit(reservoir_factory):
+    """A mount drained at 64 KiB/s: after a 1 MiB object the next upload waits ~16 s for
+    the byte budget. SIGTERM stops the server without waiting for it (the object stays
+    dirty and goes after the restart)."""
+    srv = reservoir_factory(start=False, server_options={"drain_timeout": "2s"})
+    srv.mounts = [{"path": "/", "ufs": f"file://{srv.ufs_dir}", "persist": {"max_bytes_per_sec": 64 * 1024}}]
+    srv.start()
+    c = srv.client()
+    b = unique_bucket_name("ratestop")
+    c.create_bucket(Bucket=b)
+    c.put_object(Bucket=b, Key="big", Body=b"b" * MiB)
+    time.sleep(0.5)  # its upload takes the budget: the next one waits
+    c.put_object(Bucket=b, Key="next", Body=b"waits for the budget")
+    time.sleep(0.5)
+    start = time.monotonic()
+    code = srv.stop(timeout=60)
+    took = time.monotonic() - start
+    assert code == 0, (code, srv.log_tail())
+    assert took < 10, f"stopping took {took:.1f}s with an upload waiting for the byte budget"
+    srv.start()
+    got = srv.client().get_object(Bucket=b, Key="next")
+    assert got["Body"].read() == b"waits for the budget"
+
+
+def test_a_second_sigterm_stops_at_once(reservoir_factory):
+    """A drain held by a slow request (here a sync barrier with a long drain_timeout) ends
+    at a second SIGTERM: the process exits at once, and nothing acknowledged is lost."""
+    with socket.socket() as s:  # a port nothing listens on: the S3 backend is down
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    srv = reservoir_factory(mounts=[{"path": "/", "ufs": "s3://gone/p", "endpoint": f"http://127.0.0.1:{dead}",
+                                     "access_key": "k", "secret_key": "s"}],
+                            server_options={"drain_timeout": "300s"})
+    s3 = srv.client()
+    s3.create_bucket(Bucket="twice")
+    s3.put_object(Bucket="twice", Key="k", Body=b"kept")
+    # A request that keeps the drain waiting: a body announced and never sent.
+    port = int(srv.endpoint.rsplit(":", 1)[1])
+    headers = sign_headers("PUT", f"{srv.endpoint}/twice/slow", {"Host": f"127.0.0.1:{port}", "Content-Length": "1000"},
+                           payload_hash="UNSIGNED-PAYLOAD")
+    slow = socket.create_connection(("127.0.0.1", port), timeout=30)
+    slow.sendall(("PUT /twice/slow HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+                  + "\r\n").encode() + b"ab")
+    time.sleep(0.5)
+    srv.proc.send_signal(signal.SIGTERM)
+    time.sleep(1.0)
+    assert srv.alive(), "the first signal should drain, not stop"
+    start = time.monotonic()
+    srv.proc.send_signal(signal.SIGTERM)
+    srv.proc.wait(20)
+    assert time.monotonic() - start < 10
+    slow.close()
+    assert "again: stopping at once" in srv.log_path.read_text()
+    srv.start()
+    got = srv.client().get_object(Bucket="twice", Key="k")
+    assert got["Body"].read() == b"kept"

@@ -2,7 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
+#include <thread>
 
 namespace reservoir::persist {
 namespace {
@@ -29,6 +31,22 @@ TEST(rate_limiter_test, request_larger_than_burst_leaves_debt) {
   lim.acquire(20);  // allowed once ~burst tokens are there; the rest is debt
   lim.acquire(1);   // must wait for the debt to be repaid
   EXPECT_GE(seconds_since(t0), 0.15);
+}
+
+// A wait after a large object can be very long (its bytes are debt): a
+// stop must end it, or the server's shutdown waits for it.
+TEST(rate_limiter_test, a_stop_ends_a_long_wait) {
+  RateLimiter lim(1);       // 1 byte/s
+  EXPECT_TRUE(lim.acquire(1000));  // ~1000 s of debt
+  std::atomic<bool> stop{false};
+  std::thread stopper([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    stop = true;
+  });
+  auto t0 = Clock::now();
+  EXPECT_FALSE(lim.acquire(1, &stop));
+  EXPECT_LT(seconds_since(t0), 30.0);
+  stopper.join();
 }
 
 TEST(rate_limiter_test, wait_time_reports_without_taking) {
