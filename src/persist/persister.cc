@@ -6,6 +6,8 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include <fmt/format.h>
+
 #include "common/guarded.h"
 #include "common/log.h"
 #include "common/workers.h"
@@ -105,13 +107,27 @@ Persister::Queue* Persister::queue_for(const std::string& bucket) {
 
 Status Persister::start() {
   uint64_t n = 0;
+  std::vector<std::pair<std::string, std::string>> unserved;  // no mount serves their bucket now
   Status st = store_.scan_dirty([&](const std::string& b, const std::string& k) {
-    enqueue(b, k);
+    if (queue_for(b)) enqueue(b, k);
+    else unserved.emplace_back(b, k);
     ++n;
     return true;
   });
   RETURN_IF_ERROR(st);
   if (n) LOG_INFO("persister: {} dirty objects to persist from before the restart", n);
+  // Parked with the reason (listed by persist-status, kept, and queued again
+  // by retry-parked once a mount serves them), rather than left dirty and
+  // never queued, which a sync barrier would wait for forever.
+  for (const auto& [b, k] : unserved) {
+    auto m = store_.get(b, k);
+    if (!m.ok()) return m.status();
+    if (!m.value()) continue;
+    std::string why = fmt::format("no mount serves bucket '{}' in this configuration", b);
+    auto parked = store_.set_state_if_current(b, k, m.value()->version, store::PersistState::parked, why);
+    if (!parked.ok()) return parked.status();
+    LOG_WARN("persister: parked {}/{}: {}", b, k, why);
+  }
   for (auto& q : queues_) {
     start_workers(q->threads, q->mount->config.persist.concurrency, [this, qp = q.get()] { worker(qp); },
                   "persister");

@@ -120,6 +120,30 @@ std::string pattern(size_t n, int seed) {
 
 }  // namespace
 
+// A dirty object whose bucket no mount serves any more (the configuration
+// changed between runs) is parked at the start with the reason, not left
+// dirty and never queued (a sync barrier would wait for it forever).
+TEST(persister_test, a_dirty_object_no_mount_serves_is_parked_at_the_start) {
+  PersistFixture f(0ms, /*start=*/false);
+  f.write("k", "kept");
+  MountConfig mc;
+  mc.path = "/other";
+  mc.ufs = "mem://o";
+  auto m = std::make_unique<ns::Mount>();
+  m->config = mc;
+  m->store = std::make_unique<ufs::MemoryUfs>("mem://o");
+  std::vector<std::unique_ptr<ns::Mount>> mounts;
+  mounts.push_back(std::move(m));
+  ns::Namespace other(std::move(mounts), std::vector<PolicyConfig>{});
+  Persister p(f.store(), other);
+  ASSERT_TRUE(p.start().ok());
+  auto got = f.meta("k");
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->state, store::PersistState::parked);
+  EXPECT_NE(got->park_reason.find("no mount serves bucket 'bkt'"), std::string::npos) << got->park_reason;
+  p.stop();
+}
+
 TEST(persister_test, write_back_object_is_persisted_with_identical_bytes) {
   PersistFixture f;
   std::string data = pattern(3 * 1024 * 1024 + 17, 1);  // several read buffers
