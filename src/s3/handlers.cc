@@ -188,14 +188,12 @@ class BodyDecoder {
       else if (ph == "STREAMING-UNSIGNED-PAYLOAD-TRAILER") mode = AwsChunkedDecoder::Mode::unsigned_trailer;
       else return s3_error("InvalidArgument", "Unsupported x-amz-content-sha256 value " + ph);
       decoder_ = std::make_unique<AwsChunkedDecoder>(mode, c_.auth);
+      // Required with every aws-chunked body (as S3 requires it), in digits.
       auto dl = c_.req.header("x-amz-decoded-content-length");
-      if (dl) {
-        try {
-          expected_ = std::stoull(*dl);
-        } catch (...) {
-          return s3_error("InvalidArgument", "Bad x-amz-decoded-content-length");
-        }
-      }
+      if (!dl) return s3_error("MissingContentLength", "x-amz-decoded-content-length is required with an aws-chunked body");
+      if (dl->empty() || dl->size() > 19 || dl->find_first_not_of("0123456789") != std::string::npos)
+        return s3_error("InvalidArgument", "Bad x-amz-decoded-content-length");
+      expected_ = std::stoull(*dl);
     } else {
       if (ph.size() == 64) sha256_ = make_hasher(HashAlgo::sha256);
       auto cl = c_.body.content_length();
@@ -209,9 +207,18 @@ class BodyDecoder {
       md5_expected_ = *raw;
       md5_ = make_hasher(HashAlgo::md5);
     }
-    for (const char* algo : {"crc32", "crc32c", "sha1", "sha256", "crc64nvme"}) {
+    // At most one, and a digest of its algorithm's size (as S3 checks them,
+    // before the body).
+    for (auto [algo, bytes] : {std::pair<const char*, size_t>{"crc32", 4}, {"crc32c", 4}, {"sha1", 20},
+                               {"sha256", 32}, {"crc64nvme", 8}}) {
       std::string h = std::string("x-amz-checksum-") + algo;
-      if (auto v = c_.req.header(h)) add_checksum(algo, *v);
+      auto v = c_.req.header(h);
+      if (!v) continue;
+      if (!checks_.empty())
+        return s3_error("InvalidRequest", "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed.");
+      auto raw = base64_decode(*v);
+      if (!raw || raw->size() != bytes) return s3_error("InvalidRequest", "Value for " + h + " header is invalid.");
+      add_checksum(algo, *v);
     }
     if (auto t = c_.req.header("x-amz-trailer")) {
       std::string name = *t;

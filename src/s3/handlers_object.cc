@@ -123,11 +123,13 @@ awaitable<void> get_object(Ctx& c, bool head) {
   uint64_t first = 0, len = m.size;
   int status = 200;
   if (c.has("partNumber")) {
-    int pn = 0;
-    try {
-      pn = std::stoi(c.q("partNumber"));
-    } catch (...) {
+    if (c.req.header("range")) {
+      co_await send_error(c, s3_error("InvalidRequest", "Cannot specify both Range header and partNumber query parameter"));
+      co_return;
     }
+    int pn = 0;
+    const std::string& pq = c.q("partNumber");
+    if (!pq.empty() && pq.size() <= 5 && pq.find_first_not_of("0123456789") == std::string::npos) pn = std::stoi(pq);
     size_t parts = m.part_sizes.empty() ? 1 : m.part_sizes.size();
     if (pn < 1 || static_cast<size_t>(pn) > parts) {
       co_await send_error(c, s3_error("InvalidPartNumber", "The requested partnumber is not satisfiable"));

@@ -197,6 +197,46 @@ def test_correct_content_md5_and_checksums_accepted(server, s3, sentinel):
 
 
 @MOTO_NO_VALIDATION
+@pytest.mark.parametrize("headers,message", [
+    ({"x-amz-checksum-crc32": "abc"}, "Value for x-amz-checksum-crc32 header is invalid."),
+    ({"x-amz-checksum-crc32": b64sha256(b"body")}, "Value for x-amz-checksum-crc32 header is invalid."),
+    ({"x-amz-checksum-crc32": b64crc32(b"body"), "x-amz-checksum-sha256": b64sha256(b"body")},
+     "Expecting a single x-amz-checksum- header"),
+], ids=["not-base64", "wrong-size", "two-algorithms"])
+def test_malformed_checksum_headers_are_invalid_request(server, s3, sentinel, headers, message):
+    # S3 checks the checksum headers before the body: 400 InvalidRequest.
+    bucket, check = sentinel
+    r = raw_request(server.endpoint, "PUT", f"/{bucket}/cs", body=b"body", headers=headers)
+    assert r.status == 400, r
+    assert r.error_code == "InvalidRequest", r
+    assert message in r.body.decode(), r
+    check()
+
+
+@MOTO_NO_VALIDATION
+def test_a_streaming_body_without_its_decoded_length_is_refused(server, s3, sentinel):
+    # Every aws-chunked body must say its decoded length (x-amz-decoded-content-length).
+    bucket, check = sentinel
+    body = b"4\r\nbody\r\n0\r\n\r\n"
+    r = raw_request(server.endpoint, "PUT", f"/{bucket}/chunked", body=body,
+                    headers={"Content-Encoding": "aws-chunked"}, payload_hash="STREAMING-UNSIGNED-PAYLOAD-TRAILER")
+    assert r.status == 411, r
+    assert r.error_code == "MissingContentLength", r
+    check()
+
+
+@MOTO_NO_VALIDATION
+def test_get_with_both_part_number_and_range_is_invalid_request(server, s3, sentinel):
+    bucket, check = sentinel
+    r = raw_request(server.endpoint, "GET", f"/{bucket}/sentinel", query="partNumber=1",
+                    headers={"Range": "bytes=0-3"})
+    assert r.status == 400, r
+    assert r.error_code == "InvalidRequest", r
+    assert "Cannot specify both Range header and partNumber" in r.body.decode(), r
+    check()
+
+
+@MOTO_NO_VALIDATION
 @pytest.mark.parametrize("header,value", [("x-amz-checksum-crc32", b64crc32(b"other")),
                                           ("x-amz-checksum-sha256", b64sha256(b"other"))],
                          ids=["crc32", "sha256"])
