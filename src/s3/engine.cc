@@ -269,8 +269,9 @@ Result<ObjectMeta> Engine::commit_write(const std::string& bucket, const std::st
   meta.state = PersistState::persisted;
   if (mode == WriteMode::through) {
     ObjectMeta gone = meta;
-    for (auto& s : meta.segments) store_.remove_data(s);
+    // (On an error the caller removes the fresh data: not twice.)
     RETURN_IF_ERROR(store_.erase(bucket, key, std::move(also)));
+    for (auto& s : meta.segments) store_.remove_data(s);
     return gone;
   }
   return store_.commit(bucket, key, std::move(meta), nullptr, std::move(also));
@@ -356,7 +357,10 @@ Status Engine::put_tags_once(const std::string& bucket, const std::string& key, 
   if (m.version) same.if_version = m.version;  // 0: served without a record
   // Tags travel with the object to the under store: a new version of the same bytes.
   WriteMode mode = where->policy.write_mode;
-  if ((mode != WriteMode::write_back && mode != WriteMode::transient) || m.page_size) {
+  // Data a read promoted to a mem tier cannot become part of a dirty version
+  // (it would not survive a reboot): it gets a copy of its own too.
+  bool volatile_data = mode == WriteMode::write_back && store_.durable() && store_.on_volatile_tier(m.segments);
+  if ((mode != WriteMode::write_back && mode != WriteMode::transient) || m.page_size || volatile_data) {
     // Written through: copy to fresh data so that neither a failure nor the
     // uncached result of `through` can take the current version's data.
     // Read through by page: the cache may hold only some pages of it (kept

@@ -59,12 +59,11 @@ Result<std::string> Engine::put_part(const std::string& upload_id, int number, s
   // The upload may have been completed or aborted while the part streamed in.
   auto held = uploads_.lock("", upload_id, false);
   auto u = store_.get_upload(upload_id);
-  if (!u.ok()) return u.status();
-  if (!u.value()) {
-    store_.remove_data(p.segment);
-    return no_such_upload();
+  Status st = !u.ok() ? u.status() : !u.value() ? no_such_upload() : store_.put_part(upload_id, p);
+  if (!st.ok()) {
+    store_.remove_data(p.segment);  // no record names it
+    return st;
   }
-  RETURN_IF_ERROR(store_.put_part(upload_id, p));
   return p.etag;
 }
 

@@ -128,6 +128,12 @@ class CacheStore {
   ~CacheStore();
 
   bool durable() const { return durable_; }
+  // Some of this data is in a file on a mem tier (empty after a reboot).
+  bool on_volatile_tier(const std::vector<Segment>& segs) const {
+    for (const auto& s : segs)
+      if (!s.in_index && s.tier < volatile_tiers_.size() && volatile_tiers_[s.tier]) return true;
+    return false;
+  }
 
   // New object data with a fresh id on the fastest tier with room for
   // `size_hint` bytes (dirty data skips mem tiers when durable); commit it,

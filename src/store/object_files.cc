@@ -89,7 +89,7 @@ Status FileWriter::commit(bool sync, bool defer_inline) {
       if (size_ == 0) return ok_status();
       inline_pending_ = true;
       if (!defer_inline) RETURN_IF_ERROR(write_inline());
-      if (space_) space_->add_data(tier_, size_);
+      counted();
       return ok_status();
     }
   }
@@ -103,9 +103,18 @@ Status FileWriter::commit(bool sync, bool defer_inline) {
   }
   end_write();
   committed_ = true;
-  if (space_) space_->add_data(tier_, size_);
+  counted();
   if (sync) fsync_dir(final_path_.substr(0, final_path_.rfind('/')));
   return ok_status();
+}
+
+void FileWriter::counted() {
+  if (!space_) return;
+  // The data is counted as used from now on: its reservation goes (held to
+  // the writer's end, a write going through to the under store counted twice).
+  space_->add_data(tier_, size_);
+  space_->unreserve(tier_, reserved_);
+  reserved_ = 0;
 }
 
 void FileWriter::take_inline(KvBatch& b) {

@@ -68,6 +68,7 @@ class FileWriter {
 
  private:
   void end_write();
+  void counted();  // committed: its bytes added to the tier's use, its reservation released
   Status spill();  // from memory to a temporary file
 
   const ObjectFiles& files_;

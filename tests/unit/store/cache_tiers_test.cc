@@ -177,6 +177,7 @@ class TieredStore {
     return m.ok() && m.value() && !m.value()->segments.empty() ? m.value()->segments[0].tier : -1;
   }
   uint64_t used(int tier) { return store_->space().usage()[static_cast<size_t>(tier)].used; }
+  uint64_t reserved(int tier) { return store_->space().usage()[static_cast<size_t>(tier)].reserved; }
 
  private:
   TempDir dir_;
@@ -937,6 +938,24 @@ TEST(cache_tiers_test, a_start_on_reordered_tiers_is_refused) {
   ASSERT_TRUE(t.try_tiers({{"mem", "t0"}, {"ssd", "t1"}, {"hdd", "t2"}}).ok());  // added after
   EXPECT_EQ(t.read("dirty"), data);
   EXPECT_EQ(t.s().stats().dirty_objects, 1u);
+}
+
+// A committed file counts as used; its reservation goes at the commit, not
+// when the writer goes (a write going through to the under store keeps its
+// writer for the whole upload, and counted twice meanwhile).
+TEST(cache_tiers_test, a_commit_turns_the_reservation_into_use) {
+  TieredStore t(0, 0);
+  std::string data = blob(64 * KiB, 'r');
+  auto f = t.s().new_file(false, data.size(), true);
+  ASSERT_TRUE(f.ok());
+  EXPECT_EQ(t.reserved(0), data.size());
+  ASSERT_TRUE((*f)->append(data.data(), data.size()).ok());
+  ASSERT_TRUE((*f)->commit(true).ok());
+  EXPECT_EQ(t.used(0), data.size());
+  EXPECT_EQ(t.reserved(0), 0u) << "counted twice while the writer lives";
+  f->reset();
+  EXPECT_EQ(t.used(0), data.size());
+  EXPECT_EQ(t.reserved(0), 0u);
 }
 
 TEST(cache_tiers_test, writes_open_at_a_sync_point_are_checked_at_the_next_start) {
