@@ -1,5 +1,7 @@
 #include "ufs/s3_ufs.h"
 
+#include <algorithm>
+#include <cctype>
 #include <cstdlib>
 #include <fstream>
 #include <mutex>
@@ -50,6 +52,10 @@ Status classify(int status, const std::string& body, const std::string& what) {
   }
   std::string m = fmt::format("{}: HTTP {} {} {}", what, status, code, message);
   if (status == 503 || code == "SlowDown") return Status(Code::unavailable, m, "SlowDown");
+  if (status == 501 || code == "NotImplemented") return invalid_argument(m);  // the backend lacks a feature: parked
+  // "A conflicting operation is in progress, try again"; a multipart upload
+  // gone from under a part or a completion: the whole upload is tried again.
+  if (code == "OperationAborted" || code == "NoSuchUpload") return unavailable(m);
   if (status >= 500 || code == "RequestTimeout" || code == "InternalError" ||
       code == "ServiceUnavailable" || status == 429 || code == "RequestTimeTooSkewed")
     return unavailable(m);
@@ -59,6 +65,30 @@ Status classify(int status, const std::string& body, const std::string& what) {
       code == "AccessDenied")
     return permission_denied(m);
   return invalid_argument(m);
+}
+
+// S3 takes header values in US-ASCII only (raw UTF-8 fails the signature
+// check: 403, which would park the object): others travel encoded as RFC
+// 2047 words, as S3 itself returns non-ASCII metadata, and are decoded back.
+std::string mail_safe(const std::string& v) {
+  if (std::all_of(v.begin(), v.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; })) return v;
+  return "=?UTF-8?B?" + base64_encode(v) + "?=";
+}
+
+std::string from_mail_safe(const std::string& v) {
+  constexpr std::string_view head = "=?UTF-8?B?", tail = "?=";
+  if (v.size() < head.size() + tail.size() || v.compare(v.size() - tail.size(), tail.size(), tail) != 0 ||
+      !std::equal(head.begin(), head.end(), v.begin(),
+                  [](char a, char b) { return a == std::toupper(static_cast<unsigned char>(b)); }))
+    return v;
+  auto raw = base64_decode(std::string_view(v).substr(head.size(), v.size() - head.size() - tail.size()));
+  // (Nothing that no header can hold: a line break would split a response.)
+  if (!raw || std::any_of(raw->begin(), raw->end(), [](char ch) {
+        auto c = static_cast<unsigned char>(ch);
+        return (c < 0x20 && c != '\t') || c == 0x7f;
+      }))
+    return v;
+  return *raw;
 }
 
 constexpr int kPartAttempts = 6;
@@ -157,9 +187,12 @@ class S3Ufs : public UnderStore {
     auto r = send("PUT", object_target(path), h, [&](char* b, size_t n) { return src.read(b, n); }, &body, size);
     if (!r.ok()) return r.status();
     if (r->status != 200) return classify(r->status, body, "PUT " + path);
-    // End-to-end check: S3's ETag of a single PUT is the MD5 of the bytes.
+    // End-to-end check: S3's ETag of a single PUT is the MD5 of the bytes
+    // (not with SSE-KMS or SSE-C encryption, whose ETags are not).
     auto et = r->header("etag");
-    if (et && meta.etag.size() == 32 && strip_quotes(*et) != meta.etag)
+    auto sse = r->header("x-amz-server-side-encryption");
+    bool md5_etag = !(sse && sse->rfind("aws:kms", 0) == 0) && !r->header("x-amz-server-side-encryption-customer-algorithm");
+    if (et && md5_etag && meta.etag.size() == 32 && strip_quotes(*et) != meta.etag)
       return unavailable(fmt::format("PUT {}: the backend's ETag {} does not match {}", path, *et, meta.etag));
     return ok_status();
   }
@@ -291,8 +324,8 @@ class S3Ufs : public UnderStore {
     http::ClientHeaders h;
     if (!meta.content_type.empty()) h.emplace_back("content-type", meta.content_type);
     for (auto& [k, v] : meta.headers)
-      if (k != "x-amz-website-redirect-location") h.emplace_back(k, v);
-    for (auto& [k, v] : meta.user_meta) h.emplace_back("x-amz-meta-" + k, v);
+      if (k != "x-amz-website-redirect-location") h.emplace_back(k, mail_safe(v));
+    for (auto& [k, v] : meta.user_meta) h.emplace_back("x-amz-meta-" + k, mail_safe(v));
     if (!meta.tags.empty()) {
       std::string t;
       for (auto& [k, v] : meta.tags) t += (t.empty() ? "" : "&") + s3::uri_encode(k, true) + "=" + s3::uri_encode(v, true);
@@ -311,8 +344,8 @@ class S3Ufs : public UnderStore {
       else if (k == "content-type") i.content_type = v;
       else if (k == "cache-control" || k == "content-disposition" || k == "content-encoding" ||
                k == "content-language" || k == "expires")
-        i.headers[k] = v;
-      else if (k.rfind("x-amz-meta-", 0) == 0) i.user_meta[k.substr(11)] = v;
+        i.headers[k] = from_mail_safe(v);
+      else if (k.rfind("x-amz-meta-", 0) == 0) i.user_meta[k.substr(11)] = from_mail_safe(v);
     }
     return i;
   }
@@ -328,7 +361,9 @@ class S3Ufs : public UnderStore {
     std::string upload_id = doc.child("InitiateMultipartUploadResult").child_value("UploadId");
     if (upload_id.empty()) return unavailable("CreateMultipartUpload: no UploadId in the answer");
     std::string uid_q = "uploadId=" + s3::uri_encode(upload_id, true);
-    size_t parts = static_cast<size_t>((size + o_.part_size - 1) / o_.part_size);
+    // S3 takes at most 10,000 parts: larger objects get larger parts.
+    const uint64_t part_size = std::max<uint64_t>(o_.part_size, (size + 9999) / 10000);
+    size_t parts = static_cast<size_t>((size + part_size - 1) / part_size);
     std::vector<std::string> etags(parts);
     std::mutex src_mu;
     size_t next = 0;
@@ -347,7 +382,7 @@ class S3Ufs : public UnderStore {
             if (!failed.ok() || next == parts) return;
           }
           idx = next++;
-          uint64_t len = std::min<uint64_t>(o_.part_size, size - idx * o_.part_size);
+          uint64_t len = std::min<uint64_t>(part_size, size - idx * part_size);
           buf.resize(static_cast<size_t>(len));
           size_t got = 0;
           while (got < len) {
@@ -381,10 +416,19 @@ class S3Ufs : public UnderStore {
         }
       }
     };
+    // An exception (bad_alloc of a part buffer) fails the upload, not the process.
+    auto guarded_worker = [&] {
+      try {
+        worker();
+      } catch (const std::exception& e) {
+        std::lock_guard fl(fail_mu);
+        if (failed.ok()) failed = internal_error(std::string("multipart upload: ") + e.what());
+      }
+    };
     std::vector<std::thread> threads;
     int n = std::max(1, std::min<int>(o_.part_concurrency, static_cast<int>(parts)));
-    start_workers(threads, n - 1, worker, "s3 under store: multipart upload");
-    worker();
+    start_workers(threads, n - 1, guarded_worker, "s3 under store: multipart upload");
+    guarded_worker();
     for (auto& t : threads) t.join();
     if (failed.ok()) {
       std::string xml = "<CompleteMultipartUpload>";

@@ -733,3 +733,45 @@ def test_parked_missing_bucket_then_retry(backend, make_server):
         assert metric(m, "reservoir_persist_ops_total", mount="/pk", result="ok") == 5
     finally:
         delete_bucket_quietly(backend.direct, missing)
+
+
+def test_non_ascii_metadata_reaches_the_backend_encoded_and_reads_back(backend, make_server):
+    """S3 takes header values in US-ASCII only (raw UTF-8 fails AWS's signature check, which
+    parked the object for good): non-ASCII metadata travels as RFC 2047 words, as S3 returns
+    it, and a cold read through Reservoir decodes it."""
+    import http.client
+    from conftest import HOST, sign_headers
+    backend.reset(latency_ms=5)
+    srv = make_server(backend.mount("/mb", f"s3://{BUCKET}/mb", concurrency=2))
+    value = "café ✓"
+    path = "/mb/utf8"
+    hdrs = sign_headers("PUT", f"{srv.endpoint}{path}", {"x-amz-meta-name": value,
+                                                         "content-disposition": f'attachment; filename="{value}"'},
+                        b"x")
+    hdrs["x-amz-meta-name"] = value.encode()
+    hdrs["content-disposition"] = f'attachment; filename="{value}"'.encode()
+    conn = http.client.HTTPConnection(HOST, srv.port, timeout=30)
+    try:
+        conn.request("PUT", path, body=b"x", headers=hdrs)
+        r = conn.getresponse()
+        assert r.status == 200, (r.status, r.read())
+    finally:
+        conn.close()
+    srv.sync("mb/")
+    assert srv.persist_status("mb/")["parked"] == []
+    on_backend = backend.direct.head_object(Bucket=BUCKET, Key="mb/utf8")
+    assert on_backend["Metadata"]["name"].startswith("=?UTF-8?B?"), on_backend["Metadata"]
+    # A second server, with nothing cached, reads it from the backend.
+    cold = make_server(backend.mount("/mb", f"s3://{BUCKET}/mb", concurrency=2))
+    conn = http.client.HTTPConnection(HOST, cold.port, timeout=30)
+    try:
+        hdrs = sign_headers("HEAD", f"{cold.endpoint}{path}", {}, b"")
+        conn.request("HEAD", path, headers=hdrs)
+        r = conn.getresponse()
+        r.read()
+        assert r.status == 200, r.status
+        # http.client reads header bytes as Latin-1
+        assert r.getheader("x-amz-meta-name").encode("latin-1") == value.encode()
+        assert r.getheader("content-disposition").encode("latin-1") == f'attachment; filename="{value}"'.encode()
+    finally:
+        conn.close()
