@@ -65,7 +65,10 @@ Result<std::unique_ptr<UnderStore>> open_under_store(const MountConfig& m) {
   RETURN_IF_ERROR(parse_s3_uri(m.ufs, o));
   o.endpoint = m.endpoint;
   o.region = m.region;
-  o.path_style = m.path_style ? *m.path_style : !m.endpoint.empty();
+  // Virtual-hosted style on AWS, unless the bucket name has a dot: AWS's
+  // certificate (*.s3.<region>.amazonaws.com) covers one label only, so the
+  // SDKs use path style for such names, and so does this.
+  o.path_style = m.path_style ? *m.path_style : !m.endpoint.empty() || o.bucket.find('.') != std::string::npos;
   o.access_key = m.access_key;
   o.secret_key = m.secret_key;
   o.multipart_threshold = m.multipart_threshold;
