@@ -125,8 +125,9 @@ Result<std::optional<ObjectMeta>> Engine::current(const std::string& bucket, con
     uint64_t seen = writes_.changes(bucket, key);
     auto info = u.head(where.ufs_path);
     if (!info.ok()) {
-      if (info.status().code() == Code::not_found || info.status().code() == Code::invalid_argument)
-        return std::optional<ObjectMeta>();
+      // (Only "absent" is absent: a backend's 400, an expired token say, is
+      // an error to report, not a missing key.)
+      if (info.status().code() == Code::not_found) return std::optional<ObjectMeta>();
       return info.status();
     }
     // Cache the under store's answer (metadata only; pages come on demand).
@@ -158,7 +159,7 @@ Status Engine::open_cold(const std::string& bucket, const std::string& key, cons
   uint64_t seen = writes_.changes(bucket, key);
   auto o = u.open_read(where.ufs_path, first_page * ps, length);
   if (!o.ok()) {
-    if (o.status().code() == Code::not_found || o.status().code() == Code::invalid_argument) return no_such_key();
+    if (o.status().code() == Code::not_found) return no_such_key();
     return o.status();
   }
   ObjectMeta fresh = from_info(o->info, ps);

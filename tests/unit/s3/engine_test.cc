@@ -337,6 +337,20 @@ TEST(engine_test, a_delete_persisted_during_a_listing_is_not_listed) {
   EXPECT_EQ(EngineFixture::keys(r), Strings{}) << "a deleted key listed";
 }
 
+// A backend's 400 (an expired token, a malformed request) is an error to
+// report, not a missing key: NoSuchKey would tell a client the object is gone.
+TEST(engine_test, a_backend_error_on_a_cold_read_is_not_no_such_key) {
+  EngineFixture f;
+  f.ufs_put("k", "exists");
+  f.mem().fail_next(1, invalid_argument("HEAD bkt/k: HTTP 400 ExpiredToken"));
+  auto h = f.engine().head_object("bkt", "k");
+  ASSERT_FALSE(h.ok());
+  EXPECT_NE(s3_code_of(h.status()), "NoSuchKey");
+  auto again = f.engine().head_object("bkt", "k");
+  ASSERT_TRUE(again.ok()) << again.status().to_string();
+  EXPECT_EQ(again->size, 6u);
+}
+
 TEST(engine_test, list_of_missing_bucket_is_no_such_bucket) {
   EngineFixture f;
   auto r = f.engine().list("nobucket", {});
