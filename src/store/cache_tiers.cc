@@ -559,7 +559,7 @@ Result<bool> CacheStore::move_unit(const CacheUnit& u, int to_tier) {
     }
   };
   for (auto& s : from) {
-    if (s.in_index) space_->add_data(to_tier, s.size);
+    if (s.in_index && s.tier != to_tier) space_->add_data(to_tier, s.size);  // (already counted there otherwise)
     if (!s.in_index && s.tier != to_tier) {
       std::lock_guard ml(moved_mu_);
       if (sweep_pending_) moved_.insert({s.file_id, to_tier});  // not an orphan for the sweep

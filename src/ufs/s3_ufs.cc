@@ -254,22 +254,28 @@ class S3Ufs : public UnderStore {
   }
 
   Result<std::vector<std::string>> list_dirs() override {
-    std::string q = "list-type=2&delimiter=%2F&prefix=" + s3::uri_encode(o_.prefix, true);
-    std::string body;
-    auto r = send("GET", bucket_target() + "?" + q, {}, {}, &body);
-    if (!r.ok()) return r.status();
-    if (r->status != 200) return classify(r->status, body, "LIST dirs");
-    pugi::xml_document doc;
     std::vector<std::string> out;
-    if (doc.load_buffer(body.data(), body.size()))
-      for (auto c : doc.child("ListBucketResult").children("CommonPrefixes")) {
+    std::string token;
+    for (;;) {  // every page: a listing stops at 1,000 entries
+      std::string q = (token.empty() ? "" : "continuation-token=" + s3::uri_encode(token, true) + "&") +
+                      "delimiter=%2F&list-type=2&prefix=" + s3::uri_encode(o_.prefix, true);
+      std::string body;
+      auto r = send("GET", bucket_target() + "?" + q, {}, {}, &body);
+      if (!r.ok()) return r.status();
+      if (r->status != 200) return classify(r->status, body, "LIST dirs");
+      pugi::xml_document doc;
+      if (!doc.load_buffer(body.data(), body.size())) return unavailable("LIST dirs: an answer that is not XML");
+      auto result = doc.child("ListBucketResult");
+      for (auto c : result.children("CommonPrefixes")) {
         std::string p = c.child_value("Prefix");
         if (p.compare(0, o_.prefix.size(), o_.prefix) != 0) continue;  // not ours: ignored
         p = p.substr(o_.prefix.size());
         if (!p.empty() && p.back() == '/') p.pop_back();
         out.push_back(p);
       }
-    return out;
+      token = result.child_value("NextContinuationToken");
+      if (std::string(result.child_value("IsTruncated")) != "true" || token.empty()) return out;
+    }
   }
 
  private:

@@ -775,3 +775,17 @@ def test_non_ascii_metadata_reaches_the_backend_encoded_and_reads_back(backend, 
         assert r.getheader("content-disposition").encode("latin-1") == f'attachment; filename="{value}"'.encode()
     finally:
         conn.close()
+
+
+def test_buckets_of_a_root_s3_mount_are_listed_past_the_first_page(backend, make_server):
+    """A root mount on an S3 backend lists its buckets as the backend's top-level prefixes:
+    every page of them, not only the first 1,000."""
+    from concurrent.futures import ThreadPoolExecutor
+    backend.reset(latency_ms=0)
+    prefix = f"root{random.randrange(1 << 30):x}"
+    names = [f"b{i:04d}" for i in range(1005)]
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(lambda n: backend.direct.put_object(Bucket=BUCKET, Key=f"{prefix}/{n}/o", Body=b"x"), names))
+    srv = make_server(backend.mount("/", f"s3://{BUCKET}/{prefix}", concurrency=2))
+    listed = [b["Name"] for b in srv.client().list_buckets()["Buckets"]]
+    assert sorted(listed) == names, (len(listed), listed[-3:])
