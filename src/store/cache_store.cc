@@ -200,7 +200,13 @@ Result<std::unique_ptr<FileWriter>> CacheStore::new_file(bool allow_inline, uint
   int tier = space_->reserve(size_hint, allow_mem);
   if (tier < 0) {
     // Eviction runs ahead of need; this is the fallback when it fell behind.
+    // Only tiers the write may use and could fit in at all are evicted: a
+    // write larger than every quota, or dirty data kept off mem tiers, must
+    // not empty the cache for nothing.
+    auto usage = space_->usage();
     for (int t = space_->tier_count() - 1; t >= 0 && tier < 0; --t) {
+      const auto& u = usage[static_cast<size_t>(t)];
+      if ((!allow_mem && space_->is_mem(t)) || (u.quota && size_hint > u.quota)) continue;
       evict(t, size_hint + (1 << 20), t + 1 < space_->tier_count(), "capacity");
       tier = space_->reserve(size_hint, allow_mem);
     }

@@ -958,6 +958,20 @@ TEST(cache_tiers_test, a_commit_turns_the_reservation_into_use) {
   EXPECT_EQ(t.reserved(0), 0u);
 }
 
+// A write that cannot fit (larger than every quota it may use) is refused
+// without evicting anything for it.
+TEST(cache_tiers_test, a_write_larger_than_every_quota_evicts_nothing) {
+  TieredStore t(1, 100 * KiB);
+  std::string data = blob(64 * KiB, 'c');
+  t.put("clean", data, PersistState::persisted);
+  ASSERT_EQ(t.tier_of("clean"), 1);
+  auto f = t.s().new_file(false, 200 * KiB, true);
+  ASSERT_FALSE(f.ok());
+  EXPECT_EQ(f.status().code(), Code::resource_exhausted);
+  EXPECT_TRUE(t.cached("clean")) << "evicted for a write that could never fit";
+  EXPECT_EQ(t.read("clean"), data);
+}
+
 TEST(cache_tiers_test, writes_open_at_a_sync_point_are_checked_at_the_next_start) {
   OpenWrites w;
   uint64_t next = 10;
