@@ -173,7 +173,8 @@ class S3Ufs : public UnderStore {
         return unavailable("GET " + path + ": a 206 answer without the object's size");
       o.info.size = std::strtoull(cr->c_str() + slash + 1, nullptr, 10);
     } else if (offset > 0) {
-      drain(**r);
+      // (Not drained: that would read the whole object. The dropped stream
+      // closes its connection.)
       return unavailable("GET " + path + ": the store ignored the Range header");
     }
     o.src = std::make_unique<StreamSource>(std::move(r.value()));
