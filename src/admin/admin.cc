@@ -15,6 +15,7 @@ namespace {
 
 struct Query {
   std::map<std::string, std::string> kv;
+  bool bad = false;  // a name or value that is not valid percent-encoding
   std::string get(const std::string& k, const std::string& d = "") const {
     auto it = kv.find(k);
     return it == kv.end() ? d : it->second;
@@ -33,6 +34,7 @@ Query parse_query(const std::string& raw) {
     auto k = s3::uri_decode(kv.substr(0, eq));
     auto v = eq == std::string::npos ? std::optional<std::string>("") : s3::uri_decode(kv.substr(eq + 1));
     if (k && v) q.kv[*k] = *v;
+    else q.bad = true;
   }
   return q;
 }
@@ -185,15 +187,22 @@ awaitable<void> handle(s3::Engine& engine, const Config& config, boost::asio::th
     co_return;
   }
   Query q = parse_query(req.raw_query);
+  // (A parameter dropped for its bad encoding would widen what a call acts
+  // on: a retry-parked of every bucket instead of one prefix.)
+  if (q.bad) {
+    co_await reply(resp, 400, R"({"error":"the query is not valid percent-encoding"})");
+    co_return;
+  }
   if (path == "/admin/v1/sync" && req.method == "POST") {
     auto bp = split_prefix(q.get("prefix"));
     std::string bucket = bp.first, prefix = bp.second;
     bool wait = q.get("wait", "true") != "false";
-    int64_t timeout_s = 3600;
-    try {
-      timeout_s = std::stoll(q.get("timeout", "3600"));
-    } catch (...) {
+    std::string ts = q.get("timeout", "3600");
+    if (ts.empty() || ts.size() > 9 || ts.find_first_not_of("0123456789") != std::string::npos) {
+      co_await reply(resp, 400, R"({"error":"timeout must be a number of seconds, at most 999999999"})");
+      co_return;
     }
+    int64_t timeout_s = std::stoll(ts);
     auto timeout = wait ? std::chrono::milliseconds(timeout_s * 1000) : std::chrono::milliseconds(0);
     auto r = co_await http::run_blocking(pool, [&] {
       return engine.persister().sync(bucket, prefix, timeout);
@@ -211,7 +220,7 @@ awaitable<void> handle(s3::Engine& engine, const Config& config, boost::asio::th
     auto bp = split_prefix(q.get("prefix"));
     std::string bucket = bp.first, prefix = bp.second;
     auto n = co_await http::run_blocking(pool, [&] {
-      return engine.persister().retry_parked(bucket, prefix);
+      return engine.retry_parked(bucket, prefix);
     });
     co_await reply(resp, n.ok() ? 200 : 500, retry_json(n));
     co_return;

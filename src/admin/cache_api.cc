@@ -117,7 +117,9 @@ Reply CacheAdmin::set_rule(const std::string& prefix, std::optional<bool> pin, s
   p.path = "/" + bucket + "/" + pre;
   p.pin = pin;
   if (ttl_ms) {
-    if (*ttl_ms < 0) return error(400, "the TTL must not be negative");
+    // (An object's mtime plus the TTL must not overflow: it would count as expired.)
+    constexpr int64_t kMaxTtlMs = int64_t{100} * 365 * 86400 * 1000;
+    if (*ttl_ms < 0 || *ttl_ms > kMaxTtlMs) return error(400, "the TTL must be between 0 and 100 years");
     p.ttl = std::chrono::milliseconds(*ttl_ms);
   }
   if (!action.empty()) {

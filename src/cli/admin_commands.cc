@@ -68,7 +68,9 @@ int sync_command(const AdminTarget& t, const std::string& prefix, bool wait, int
       int fill = total ? static_cast<int>(width * done / total) : width;
       fmt::print(stderr, "\r[{}{}] {}/{} persisted", std::string(fill, '#'), std::string(width - fill, ' '), done, total);
     }
-    bool finished = pending == 0;
+    // Done only when the server says so (it answers done: false with nothing
+    // pending when it cannot tell).
+    bool finished = pending == 0 && (*r)["done"].get<bool>();
     if (finished || !wait || std::chrono::steady_clock::now() >= deadline) {
       if (tty && wait) fmt::print(stderr, "\n");
       if (!(*r)["parked"].empty()) {

@@ -1,4 +1,5 @@
 // The `reservoir` command: `serve` runs a worker; more subcommands follow.
+#include <cstdio>
 #include <CLI/CLI.hpp>
 
 #include <iostream>
@@ -124,6 +125,10 @@ int main(int argc, char** argv) {
     if (!s3_listen.empty()) cfg.server.s3_listen = s3_listen;
     if (!admin_listen.empty()) cfg.server.admin_listen = admin_listen;
     if (!log_level.empty()) cfg.server.log_level = log_level;
+    if (Status st = finalize_config(cfg); !st.ok()) {  // the flags are checked as the file is
+      std::fprintf(stderr, "reservoir: %s\n", st.message().c_str());
+      return 1;
+    }
     return cli::serve(cfg);
   }
   return 0;

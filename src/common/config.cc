@@ -1,6 +1,9 @@
 #include "common/config.h"
 
+#include <algorithm>
+#include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -66,46 +69,64 @@ Config default_config() {
 
 namespace {
 
+constexpr int64_t kMaxSeconds = int64_t{100} * 365 * 86400;
+
 // Reads optional fields of a TOML table into typed values, collecting the
 // first error with the key's name.
 class Reader {
  public:
   Reader(const toml::table& t, std::string where) : t_(t), where_(std::move(where)) {}
 
+  // A key read elsewhere (a nested table).
+  void known(const char* key) { seen_.insert(key); }
+  // Every key of the table was read: a misspelt or misplaced key is an error
+  // naming it, not a setting silently ignored.
+  void no_others() {
+    for (const auto& [k, v] : t_)
+      if (!seen_.count(std::string(k.str()))) {
+        if (st_.ok()) st_ = invalid_argument(fmt::format("{}.{} is not a setting", where_, k.str()));
+        return;
+      }
+  }
+
   void str(const char* key, std::string& out) {
-    if (auto n = t_.get(key)) {
+    if (auto n = get(key)) {
       if (auto v = n->value<std::string>()) out = *v;
       else fail(key, "a string");
     }
   }
   void boolean(const char* key, bool& out) {
-    if (auto n = t_.get(key)) {
+    if (auto n = get(key)) {
       if (auto v = n->value<bool>()) out = *v;
       else fail(key, "true or false");
     }
   }
   void integer(const char* key, int& out) {
-    if (auto n = t_.get(key)) {
+    if (auto n = get(key)) {
       if (auto v = n->value<int64_t>()) out = static_cast<int>(*v);
       else fail(key, "an integer");
     }
   }
   void count(const char* key, uint64_t& out) {
-    if (auto n = t_.get(key)) {
+    if (auto n = get(key)) {
       auto v = n->value<int64_t>();
       if (v && *v >= 0) out = static_cast<uint64_t>(*v);
       else fail(key, "an integer >= 0");
     }
   }
   void number(const char* key, double& out) {
-    if (auto n = t_.get(key)) {
+    if (auto n = get(key)) {
       if (auto v = n->value<double>()) out = *v;
       else fail(key, "a number");
     }
   }
   void size(const char* key, uint64_t& out) {
-    if (auto n = t_.get(key)) {
-      if (auto i = n->value<int64_t>()) { out = static_cast<uint64_t>(*i); return; }
+    if (auto n = get(key)) {
+      if (auto i = n->value<int64_t>()) {
+        if (*i < 0) return fail(key, "a size >= 0");
+        out = static_cast<uint64_t>(*i);
+        return;
+      }
       if (auto s = n->value<std::string>()) {
         auto r = parse_size(*s);
         if (r.ok()) out = *r;
@@ -116,8 +137,12 @@ class Reader {
     }
   }
   void duration(const char* key, std::chrono::milliseconds& out) {
-    if (auto n = t_.get(key)) {
-      if (auto i = n->value<int64_t>()) { out = std::chrono::seconds(*i); return; }
+    if (auto n = get(key)) {
+      if (auto i = n->value<int64_t>()) {
+        if (*i < 0 || *i > kMaxSeconds) return fail(key, "a duration of 0 to 100 years");
+        out = std::chrono::seconds(*i);
+        return;
+      }
       if (auto s = n->value<std::string>()) {
         auto r = parse_duration(*s);
         if (r.ok()) out = *r;
@@ -128,7 +153,7 @@ class Reader {
     }
   }
   void string_list(const char* key, std::vector<std::string>& out) {
-    if (auto n = t_.get(key)) {
+    if (auto n = get(key)) {
       auto* arr = n->as_array();
       if (!arr) return fail(key, "an array of strings");
       out.clear();
@@ -155,9 +180,14 @@ class Reader {
   void set(const Status& s, const char* key) {
     if (st_.ok()) st_ = invalid_argument(fmt::format("{}.{}: {}", where_, key, s.message()));
   }
+  const toml::node* get(const char* key) {
+    seen_.insert(key);
+    return t_.get(key);
+  }
   const toml::table& t_;
   std::string where_;
   Status st_;
+  std::set<std::string> seen_;
 };
 
 Status read_policy(const toml::table& t, int idx, PolicyConfig& p) {
@@ -194,6 +224,9 @@ Status read_policy(const toml::table& t, int idx, PolicyConfig& p) {
     r.boolean("pin", pin);
     p.pin = pin;
   }
+  if (p.ttl && (p.ttl->count() <= 0))
+    return invalid_argument(fmt::format("policy[{}].ttl must be more than 0 (leave it out for none)", idx));
+  r.no_others();
   return r.status();
 }
 
@@ -226,6 +259,8 @@ Status read_mount(const toml::table& t, int idx, MountConfig& m) {
   if (on_full == "reject") m.on_full = OnFull::reject;
   else if (!on_full.empty() && on_full != "through")
     return invalid_argument(fmt::format("mount[{}].on_full must be \"through\" or \"reject\"", idx));
+  r.known("persist");
+  r.no_others();
   RETURN_IF_ERROR(r.status());
   if (auto p = t.get("persist")) {
     auto* pt = p->as_table();
@@ -235,6 +270,7 @@ Status read_mount(const toml::table& t, int idx, MountConfig& m) {
     pr.size("max_bytes_per_sec", m.persist.max_bytes_per_sec);
     pr.integer("concurrency", m.persist.concurrency);
     pr.duration("delay", m.persist.delay);
+    pr.no_others();
     RETURN_IF_ERROR(pr.status());
   }
   return ok_status();
@@ -250,6 +286,16 @@ Result<Config> parse_config(std::string_view text, std::string_view origin) {
     std::ostringstream os;
     os << e;
     return invalid_argument("cannot parse configuration: " + os.str());
+  }
+  // Every top-level name is a known table, of its kind: "[mount]" where
+  // "[[mount]]" was meant would otherwise leave the default mount in place.
+  for (const auto& [k, v] : root) {
+    std::string name(k.str());
+    bool list = name == "tier" || name == "mount" || name == "policy";
+    bool table = name == "server" || name == "auth" || name == "cache";
+    if (!list && !table) return invalid_argument(fmt::format("'{}' is not a section of the configuration", name));
+    if (list && !v.is_array()) return invalid_argument(fmt::format("write [[{}]] (one entry per table), not [{}]", name, name));
+    if (table && !v.is_table()) return invalid_argument(fmt::format("'{}' must be a table: [{}]", name, name));
   }
   Config c;
   if (auto* s = root["server"].as_table()) {
@@ -273,6 +319,7 @@ Result<Config> parse_config(std::string_view text, std::string_view origin) {
     r.str("log_level", c.server.log_level);
     std::string dur;
     r.str("durability", dur);
+    r.no_others();
     if (dur == "none") c.server.durability = Durability::none;
     else if (!dur.empty() && dur != "fsync")
       return invalid_argument("server.durability must be \"fsync\" or \"none\"");
@@ -286,6 +333,7 @@ Result<Config> parse_config(std::string_view text, std::string_view origin) {
     r.str("secret_key", c.auth.secret_key);
     r.boolean("allow_anonymous", c.auth.allow_anonymous);
     r.str("region", c.auth.region);
+    r.no_others();
     RETURN_IF_ERROR(r.status());
   }
   if (auto* tiers = root["tier"].as_array()) {
@@ -298,6 +346,7 @@ Result<Config> parse_config(std::string_view text, std::string_view origin) {
       r.str("medium", tc.medium);
       r.str("path", tc.path);
       r.size("quota", tc.quota);
+      r.no_others();
       RETURN_IF_ERROR(r.status());
       c.tiers.push_back(tc);
     }
@@ -313,6 +362,7 @@ Result<Config> parse_config(std::string_view text, std::string_view origin) {
     r.integer("load_concurrency", c.cache.load_concurrency);
     r.size("memory", c.cache.memory);
     r.count("max_metadata_records", c.cache.max_metadata_records);
+    r.no_others();
     RETURN_IF_ERROR(r.status());
   }
   if (auto* mounts = root["mount"].as_array()) {
@@ -376,14 +426,33 @@ Status finalize_config(Config& c) {
       return invalid_argument(fmt::format("mount[{}].part_size must be between 5MiB and 5GiB (S3's part size limits)", i));
     if (m.replicas < 1) return invalid_argument(fmt::format("mount[{}].replicas must be >= 1", i));
   }
+  for (size_t i = 0; i < c.mounts.size(); ++i)
+    for (size_t j = 0; j < i; ++j)
+      if (c.mounts[i].path == c.mounts[j].path)
+        return invalid_argument(fmt::format("mount[{}] and mount[{}] have the same path '{}'", j, i, c.mounts[i].path));
   for (size_t i = 0; i < c.policies.size(); ++i)
     if (c.policies[i].path.empty() || c.policies[i].path[0] != '/')
       return invalid_argument(fmt::format("policy[{}].path must start with '/'", i));
+  static const char* kLevels[] = {"trace", "debug", "info", "warn", "warning", "error", "err", "critical", "off"};
+  if (std::find(std::begin(kLevels), std::end(kLevels), c.server.log_level) == std::end(kLevels))
+    return invalid_argument(fmt::format("server.log_level '{}' must be one of trace, debug, info, warn, error, "
+                                        "critical, off",
+                                        c.server.log_level));
   for (size_t i = 0; i < c.tiers.size(); ++i) {
     auto& t = c.tiers[i];
     if (t.medium != "mem" && t.medium != "ssd" && t.medium != "hdd")
       return invalid_argument(fmt::format("tier[{}].medium must be mem, ssd or hdd", i));
     if (t.path.empty()) return invalid_argument(fmt::format("tier[{}].path is required", i));
+    auto canon = [](const std::string& p) {
+      std::error_code ec;
+      auto c = std::filesystem::weakly_canonical(p, ec);
+      std::string s = (ec ? std::filesystem::path(p).lexically_normal() : c).string();
+      while (s.size() > 1 && s.back() == '/') s.pop_back();
+      return s;
+    };
+    for (size_t j = 0; j < i; ++j)
+      if (canon(c.tiers[j].path) == canon(t.path))
+        return invalid_argument(fmt::format("tier[{}] and tier[{}] have the same directory '{}'", j, i, t.path));
   }
   if (c.cache.page_size < 4096 || c.cache.page_size > (1ull << 30))
     return invalid_argument("cache.page_size must be between 4KiB and 1GiB");

@@ -325,8 +325,10 @@ awaitable<void> serve_requests(Stream& stream, Server::Impl* impl, Handler* hand
     auto& msg = parser.get();
     // A transfer coding other than chunked (last) leaves the body unframed:
     // the parser would take it for none and read its bytes as the next
-    // request. Refused, and the connection closed (RFC 7230 3.3.3).
-    if (msg.count(bhttp::field::transfer_encoding) && !parser.chunked()) {
+    // request; one before chunked (gzip, chunked) would be stored still
+    // coded. Refused, and the connection closed (RFC 7230 3.3.3).
+    if (msg.count(bhttp::field::transfer_encoding) &&
+        (!parser.chunked() || !beast::iequals(msg[bhttp::field::transfer_encoding], "chunked"))) {
       co_await write_simple(stream, 501,
                             "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>NotImplemented</Code>"
                             "<Message>A header you provided implies functionality that is not implemented</Message>"

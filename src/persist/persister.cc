@@ -374,7 +374,8 @@ SyncResult Persister::sync(const std::string& bucket, const std::string& prefix,
   }
 }
 
-Result<uint64_t> Persister::retry_parked(const std::string& bucket, const std::string& prefix) {
+Result<uint64_t> Persister::retry_parked(const std::string& bucket, const std::string& prefix,
+                                         const AroundKey& around) {
   std::vector<std::pair<std::string, std::string>> keys;
   Status st = store_.scan_parked([&](const std::string& b, const std::string& k) {
     if ((bucket.empty() || b == bucket) && k.compare(0, prefix.size(), prefix) == 0) keys.emplace_back(b, k);
@@ -383,13 +384,18 @@ Result<uint64_t> Persister::retry_parked(const std::string& bucket, const std::s
   RETURN_IF_ERROR(st);
   uint64_t n = 0;
   for (auto& [b, k] : keys) {
-    auto m = store_.get(b, k);
-    if (!m.ok() || !m.value() || m.value()->state != store::PersistState::parked) continue;
-    auto r = store_.set_state_if_current(b, k, m.value()->version, store::PersistState::dirty);
-    if (r.ok() && r.value()) {
-      enqueue(b, k);
-      ++n;
-    }
+    if (!queue_for(b)) continue;  // no mount serves it: it stays parked (a barrier would wait for it forever)
+    auto one = [&, &b = b, &k = k] {
+      auto m = store_.get(b, k);
+      if (!m.ok() || !m.value() || m.value()->state != store::PersistState::parked) return;
+      auto r = store_.set_state_if_current(b, k, m.value()->version, store::PersistState::dirty);
+      if (r.ok() && r.value()) {
+        enqueue(b, k);
+        ++n;
+      }
+    };
+    if (around) around(b, k, one);
+    else one();
   }
   return n;
 }

@@ -12,6 +12,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -87,7 +88,10 @@ class Persister {
   // under the prefix are released at once.
   SyncResult sync(const std::string& bucket, const std::string& prefix, std::chrono::milliseconds timeout);
   // Moves parked objects under the prefix back to the dirty queue.
-  Result<uint64_t> retry_parked(const std::string& bucket, const std::string& prefix);
+  // `around`, when given, runs each key's retry (the engine holds the key's
+  // write lock around it).
+  using AroundKey = std::function<void(const std::string& bucket, const std::string& key, const std::function<void()>&)>;
+  Result<uint64_t> retry_parked(const std::string& bucket, const std::string& prefix, const AroundKey& around = nullptr);
   std::vector<MountStats> stats();
   PrefixSummary summarize(const std::string& bucket, const std::string& prefix);
 

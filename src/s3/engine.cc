@@ -236,13 +236,13 @@ Result<ObjectMeta> Engine::commit_write(const std::string& bucket, const std::st
   }
   std::optional<ObjectMeta> current;
   if (synchronous) {
-    // An older dirty (or parked: see is_unpersisted) version of the key must
-    // not land after this one: if one is queued, this write joins the queue
-    // behind it instead.
+    // An older dirty version of the key must not land after this one: if one
+    // is queued, this write joins the queue behind it instead. (A parked one
+    // is superseded: retry-parked queues it again only under this lock.)
     auto cur = store_.get(bucket, key);
     if (!cur.ok()) return cur.status();
     current = cur.value();
-    if (current && store::is_unpersisted(*current)) synchronous = false;
+    if (current && store::is_dirty_state(*current)) synchronous = false;
   }
   if (!synchronous) {
     meta.state = PersistState::dirty;
@@ -303,6 +303,14 @@ Result<ObjectMeta> Engine::finish_put(const std::string& bucket, const std::stri
   return r;
 }
 
+Result<uint64_t> Engine::retry_parked(const std::string& bucket, const std::string& prefix) {
+  return persister_.retry_parked(bucket, prefix,
+                                 [this](const std::string& b, const std::string& k, const std::function<void()>& fn) {
+                                   auto held = writes_.lock(b, k);
+                                   fn();
+                                 });
+}
+
 Status Engine::delete_object(const std::string& bucket, const std::string& key) {
   RETURN_IF_ERROR(validate_key(key));
   RETURN_IF_ERROR(bucket_exists(bucket));
@@ -312,7 +320,7 @@ Status Engine::delete_object(const std::string& bucket, const std::string& key) 
   auto cur = store_.get(bucket, key);
   if (!cur.ok()) return cur.status();
   WriteMode mode = where->policy.write_mode;
-  bool queued = cur.value() && store::is_unpersisted(*cur.value());
+  bool queued = cur.value() && store::is_dirty_state(*cur.value());
   if (mode == WriteMode::transient && !queued) return store_.erase(bucket, key);
   if (!where->mount->store->check_path(where->ufs_path).ok()) return store_.erase(bucket, key);
   if (mode != WriteMode::write_back && !queued) {

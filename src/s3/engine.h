@@ -138,6 +138,10 @@ class Engine {
   std::optional<store::ReadHandle> open_hot(const std::string& bucket, const std::string& key);
   Result<store::ObjectMeta> head_object(const std::string& bucket, const std::string& key);
   Status delete_object(const std::string& bucket, const std::string& key);
+  // Queues parked objects under the prefix again, each under its key's write
+  // lock: a write through to the under store, which supersedes a parked
+  // version, never has the older version queued behind its check.
+  Result<uint64_t> retry_parked(const std::string& bucket, const std::string& prefix);
   // Replaces the tags (a new version sharing the data).
   Status put_tags(const std::string& bucket, const std::string& key, const store::Tags& tags);
   // Copies `length` bytes from `first` of a source version into a new file.

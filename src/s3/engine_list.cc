@@ -90,10 +90,10 @@ class UfsCursor {
     if (pos_ == page_.entries.size() && after_ < k) after_ = k;
     if (passed_ < k) passed_ = k;
   }
-  // Forgets the rest of the page read: the next peek lists again from the
-  // last key passed.
+  // Forgets the rest of the page read (or that the listing had ended): the
+  // next peek lists again from the last key passed.
   void reread() {
-    if (pos_ == page_.entries.size()) return;  // nothing left of it anyway
+    if (pos_ == page_.entries.size() && !done_) return;  // the next peek lists anyway
     page_.entries.clear();
     pos_ = 0;
     done_ = false;

@@ -22,8 +22,6 @@ bool is_dirty_state(const ObjectMeta& m) {
   return m.state == PersistState::dirty || m.state == PersistState::persisting;
 }
 
-bool is_unpersisted(const ObjectMeta& m) { return is_dirty_state(m) || m.state == PersistState::parked; }
-
 ReadHandle::~ReadHandle() {
   for (auto& p : pieces_)
     if (p.fd >= 0) ::close(p.fd);

@@ -406,9 +406,5 @@ class CacheStore {
 };
 
 bool is_dirty_state(const ObjectMeta& m);
-// Dirty, or parked: a version the under store may still get (an operator's
-// retry-parked queues it again), so a later write of the key must not reach
-// the under store before it does.
-bool is_unpersisted(const ObjectMeta& m);
 
 }  // namespace reservoir::store

@@ -150,7 +150,7 @@ class LocalUfs : public UnderStore {
     if (::stat(data_path(path).c_str(), &st) != 0) return absent_or_error("stat " + path, errno);
     if (!S_ISREG(st.st_mode)) return not_found(path + " is not an object");
     ObjectInfo info = file_info(path, st);
-    load_sidecar(path, info, st.st_ino);
+    load_sidecar(path, info, &st);
     return info;
   }
 
@@ -179,7 +179,7 @@ class LocalUfs : public UnderStore {
       o.info = file_info(path, st);
       // A put between its sidecar and its rename: look again (then the
       // file's own size and mtime make its ETag, which matches no other).
-      if (!load_sidecar(path, o.info, st.st_ino) && attempt < 3) {
+      if (!load_sidecar(path, o.info, &st) && attempt < 3) {
         std::this_thread::sleep_for(std::chrono::milliseconds(1));
         continue;
       }
@@ -241,7 +241,7 @@ class LocalUfs : public UnderStore {
       // A DELETE prunes empty directories: not between the mkdir and the rename.
       std::shared_lock tree(tree_mu_);
       st = make_parents(data_path(path));
-      if (st.ok()) st = write_sidecar(path, m, written.st_ino);
+      if (st.ok()) st = write_sidecar(path, m, &written);
       if (st.ok() && ::rename(tmp.c_str(), data_path(path).c_str()) != 0) {
         st = rename_error(path, errno);
         ::unlink(meta_path(path).c_str());
@@ -368,8 +368,9 @@ class LocalUfs : public UnderStore {
     return ok_status();
   }
 
-  // ino: of the data file it describes (0: none, a folder marker).
-  Status write_sidecar(const std::string& path, const ObjectInfo& m, uint64_t ino = 0) {
+  // `file`: the data file it describes (none for a folder marker), named by
+  // its inode and its mtime (which a copy of the store keeps).
+  Status write_sidecar(const std::string& path, const ObjectInfo& m, const struct stat* file = nullptr) {
     std::string mp = meta_path(path);
     RETURN_IF_ERROR(make_parents(mp));
     std::string tmp = tmp_path();
@@ -378,7 +379,10 @@ class LocalUfs : public UnderStore {
       // Never throws: text that is not UTF-8 (refused at the S3 door, but
       // possible in records of older versions) is stored with U+FFFD.
       auto j = meta_to_json(m);
-      if (ino) j["ino"] = ino;
+      if (file) {
+        j["ino"] = static_cast<uint64_t>(file->st_ino);
+        j["mtime_ns"] = mtime_ns(*file);
+      }
       f << json_text(j);
       if (!f) return io_error("cannot write metadata sidecar for " + path);
     }
@@ -390,17 +394,23 @@ class LocalUfs : public UnderStore {
     return ok_status();
   }
 
-  // Fills info from the sidecar when it describes this data file (its size,
-  // and its inode `ino` when both are known); else a stable ETag from size
-  // and mtime. False when the sidecar names another file (a put under way).
-  bool load_sidecar(const std::string& path, ObjectInfo& info, uint64_t ino = 0) {
+  static int64_t mtime_ns(const struct stat& st) {
+    return static_cast<int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
+  }
+
+  // Fills info from the sidecar when it describes this data file `file` (its
+  // size, and its inode or, in a copy of the store, its mtime); else a
+  // stable ETag from size and mtime. False when the sidecar names another
+  // file (a put under way).
+  bool load_sidecar(const std::string& path, ObjectInfo& info, const struct stat* file = nullptr) {
     std::ifstream f(meta_path(path), std::ios::binary);
     bool other = false;
     if (f) {
       try {
         auto j = nlohmann::json::parse(f);
         uint64_t named = j.value("ino", uint64_t{0});
-        other = ino && named && named != ino;
+        other = file && named && named != static_cast<uint64_t>(file->st_ino) &&
+                j.value("mtime_ns", int64_t{-1}) != mtime_ns(*file);
         if (!other && j.value("size", uint64_t{0}) == info.size) {
           info.etag = j.value("etag", "");
           info.content_type = j.value("content_type", "");

@@ -330,7 +330,7 @@ def test_garbage_on_the_wire(server, sentinel, junk):
 
 
 @pytest.mark.reservoir_only
-@pytest.mark.parametrize("coding", ["gzip", "identity", "chunked, gzip"])
+@pytest.mark.parametrize("coding", ["gzip", "identity", "chunked, gzip", "gzip, chunked"])
 def test_a_transfer_coding_other_than_chunked_is_refused_and_its_body_never_parsed(server, sentinel, coding):
     # Without chunked last the body has no framing: it must be neither stored as an
     # empty object nor read as the next request on the connection (smuggling).
@@ -557,6 +557,20 @@ def test_admin_query_that_is_not_utf8_leaves_the_server_up(server, sentinel):
     bucket, check = sentinel
     status, body = server.admin("GET", "/admin/v1/persist-status?prefix=" + bucket + "%2F%FF")
     assert status in (200, 400, 500), (status, body[:300])
+    check()
+
+
+@pytest.mark.reservoir_only
+@pytest.mark.parametrize("method,path", [
+    ("POST", "/admin/v1/retry-parked?prefix=b%ZZ"),           # bad escape: must not widen to every bucket
+    ("POST", "/admin/v1/sync?prefix=b/&timeout=abc"),          # was taken as an hour
+    ("POST", "/admin/v1/sync?prefix=b/&timeout=10000000000000000"),
+    ("POST", "/admin/v1/ttl?prefix=b/&ttl_ms=9223372036854775807"),  # mtime + TTL overflowed: all expired
+], ids=["bad-escape", "timeout-word", "timeout-huge", "ttl-huge"])
+def test_admin_parameters_it_cannot_honour_are_refused(server, sentinel, method, path):
+    bucket, check = sentinel
+    status, body = server.admin(method, path.replace("prefix=b", f"prefix={bucket}"))
+    assert status == 400, (status, body[:300])
     check()
 
 

@@ -57,6 +57,32 @@ TEST(config_test, rejects_bad_values_with_the_key_name) {
   EXPECT_FALSE(parse_config("this is = = not toml").ok());
 }
 
+// A configuration it cannot honour as written is refused, naming the
+// setting, rather than run with a surprise default.
+TEST(config_test, refuses_what_it_would_otherwise_ignore_or_misread) {
+  struct Case {
+    const char* toml;
+    const char* names;
+  };
+  for (const Case& k : std::initializer_list<Case>{
+           {"[server]\ns3_listn = \"127.0.0.1:1\"\n", "server.s3_listn"},
+           {"[mount]\npath = \"/\"\nufs = \"s3://b/p\"\n", "[[mount]]"},
+           {"[tier]\npath = \"/tmp/t\"\n", "[[tier]]"},
+           {"[servr]\n", "servr"},
+           {"[[mount]]\npath = \"/\"\nufs = \"mem://a\"\npersist = { concurency = 4 }\n", "mount[0].persist.concurency"},
+           {"[[mount]]\npath = \"/d\"\nufs = \"mem://a\"\n[[mount]]\npath = \"/d\"\nufs = \"mem://b\"\n", "same path"},
+           {"[[tier]]\npath = \"/tmp/t\"\n[[tier]]\npath = \"/tmp/t/\"\n", "same directory"},
+           {"[server]\nlog_level = \"verbose\"\n", "log_level"},
+           {"[[tier]]\npath = \"/tmp/t\"\nquota = -1\n", "tier[0].quota"},
+           {"[[policy]]\npath = \"/b/\"\nttl = \"0s\"\n", "policy[0].ttl"},
+           {"[server]\ndrain_timeout = -1\n", "server.drain_timeout"},
+       }) {
+    auto c = parse_config(k.toml);
+    ASSERT_FALSE(c.ok()) << "accepted: " << k.toml;
+    EXPECT_NE(c.status().message().find(k.names), std::string::npos) << c.status().to_string();
+  }
+}
+
 TEST(config_test, cache_max_metadata_records) {
   EXPECT_EQ(default_config().cache.max_metadata_records, 1'000'000u);
   auto c = parse_config("[cache]\nmax_metadata_records = 5000\n");

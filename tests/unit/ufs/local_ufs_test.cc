@@ -1,6 +1,8 @@
 #include "ufs/local_ufs.h"
 
 #include <gtest/gtest.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 
 #include "test_util.h"
 #include <stdlib.h>
@@ -260,6 +262,29 @@ TEST_F(local_ufs_test, a_read_between_a_puts_sidecar_and_its_rename_never_mixes_
   auto now = read_all(*o->src);
   ASSERT_TRUE(now.ok());
   EXPECT_EQ(*now, "version-2");
+}
+
+// A copy of the store (cp -a, rsync -a, a restore) gives every file a new
+// inode but keeps its mtime: the sidecar still describes it.
+TEST_F(local_ufs_test, a_copied_store_keeps_its_metadata) {
+  ObjectInfo v1;
+  v1.etag = "11111111111111111111111111111111";
+  v1.content_type = "text/x-kept";
+  must_put("bkt/obj", "version-1", v1);
+  std::string data = root() + "/bkt/obj", copy = root() + "/bkt/obj.copy";
+  struct stat before {};
+  ASSERT_EQ(::stat(data.c_str(), &before), 0);
+  std::filesystem::copy_file(data, copy);
+  struct timespec times[2] = {before.st_atim, before.st_mtim};
+  ASSERT_EQ(::utimensat(AT_FDCWD, copy.c_str(), times, 0), 0);
+  ASSERT_EQ(::rename(copy.c_str(), data.c_str()), 0);
+  struct stat after {};
+  ASSERT_EQ(::stat(data.c_str(), &after), 0);
+  ASSERT_NE(after.st_ino, before.st_ino);
+  auto o = ufs_->open_read("bkt/obj", 0, UINT64_MAX);
+  ASSERT_TRUE(o.ok());
+  EXPECT_EQ(o->info.etag, v1.etag);
+  EXPECT_EQ(o->info.content_type, "text/x-kept");
 }
 
 TEST_F(local_ufs_test, list_is_in_byte_order_across_directories) {
