@@ -1,8 +1,10 @@
 #include "common/units.h"
 
+#include <algorithm>
 #include <cctype>
 #include <cmath>
 #include <cstdlib>
+#include <optional>
 
 #include <fmt/format.h>
 
@@ -16,13 +18,24 @@ bool iequals(std::string_view a, std::string_view b) {
       return false;
   return true;
 }
+// Digits with at most one '.', all of `s` (not "1.2.3" or ".").
+std::optional<double> whole_number(std::string_view s) {
+  if (std::count(s.begin(), s.end(), '.') > 1 || s == ".") return std::nullopt;
+  std::string text(s);
+  char* end = nullptr;
+  double v = std::strtod(text.c_str(), &end);
+  if (end != text.c_str() + text.size() || !std::isfinite(v)) return std::nullopt;
+  return v;
+}
 }  // namespace
 
 Result<uint64_t> parse_size(std::string_view s) {
   size_t i = 0;
   while (i < s.size() && (std::isdigit(static_cast<unsigned char>(s[i])) || s[i] == '.')) ++i;
   if (i == 0) return invalid_argument(fmt::format("size '{}' does not start with a number", s));
-  double num = std::strtod(std::string(s.substr(0, i)).c_str(), nullptr);
+  auto num_r = whole_number(s.substr(0, i));
+  if (!num_r) return invalid_argument(fmt::format("size '{}' is not a number", s));
+  double num = *num_r;
   std::string_view unit = s.substr(i);
   while (!unit.empty() && unit.front() == ' ') unit.remove_prefix(1);
   struct U { const char* name; double mult; };
@@ -31,7 +44,11 @@ Result<uint64_t> parse_size(std::string_view s) {
       {"t", 1e12}, {"tb", 1e12}, {"kib", 1024.0}, {"mib", 1048576.0}, {"gib", 1073741824.0},
       {"tib", 1099511627776.0}};
   for (const auto& u : kUnits)
-    if (iequals(unit, u.name)) return static_cast<uint64_t>(std::llround(num * u.mult));
+    if (iequals(unit, u.name)) {
+      double bytes = num * u.mult;
+      if (bytes >= 9.2e18) return invalid_argument(fmt::format("size '{}' is too large", s));
+      return static_cast<uint64_t>(std::llround(bytes));
+    }
   return invalid_argument(fmt::format("size '{}' has an unknown unit (use B, KiB, MiB, GiB, TiB, KB, MB, GB, TB)", s));
 }
 
@@ -43,7 +60,9 @@ Result<std::chrono::milliseconds> parse_duration(std::string_view s) {
     size_t start = i;
     while (i < s.size() && (std::isdigit(static_cast<unsigned char>(s[i])) || s[i] == '.')) ++i;
     if (start == i) return invalid_argument(fmt::format("duration '{}' is malformed", s));
-    double num = std::strtod(std::string(s.substr(start, i - start)).c_str(), nullptr);
+    auto num_r = whole_number(s.substr(start, i - start));
+    if (!num_r) return invalid_argument(fmt::format("duration '{}' is malformed", s));
+    double num = *num_r;
     size_t ustart = i;
     while (i < s.size() && std::isalpha(static_cast<unsigned char>(s[i]))) ++i;
     std::string_view unit = s.substr(ustart, i - ustart);
@@ -56,6 +75,7 @@ Result<std::chrono::milliseconds> parse_duration(std::string_view s) {
     else return invalid_argument(fmt::format("duration '{}' has an unknown unit (use ms, s, m, h, d)", s));
     total_ms += num * mult;
   }
+  if (total_ms > 3.2e12) return invalid_argument(fmt::format("duration '{}' is over 100 years", s));
   return std::chrono::milliseconds(static_cast<int64_t>(total_ms));
 }
 

@@ -119,6 +119,9 @@ TEST(config_test, sizes_and_durations) {
   EXPECT_EQ(parse_duration("1h30m")->count(), 5'400'000);
   EXPECT_EQ(parse_duration("250ms")->count(), 250);
   EXPECT_FALSE(parse_duration("soon").ok());
+  EXPECT_EQ(*parse_size("1.5GiB"), 3ull << 29);
+  for (const char* bad : {"1.2.3GiB", ".", "20000000TiB"}) EXPECT_FALSE(parse_size(bad).ok()) << bad;
+  for (const char* bad : {"1.2.3s", "300000000000d"}) EXPECT_FALSE(parse_duration(bad).ok()) << bad;
 }
 
 }  // namespace reservoir
