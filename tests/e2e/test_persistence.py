@@ -448,20 +448,27 @@ def test_sigterm_is_graceful(reservoir_factory):
     assert srv.ufs_path(b, "k").read_bytes() == b"before stop"
 
 
+def _with_a_dead_backend(reservoir_factory, drain_timeout: str, bucket: str):
+    """A server whose S3 backend is down (a port nothing listens on), with one dirty
+    object `bucket`/k = b"kept"."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    srv = reservoir_factory(mounts=[{"path": "/", "ufs": "s3://gone/p", "endpoint": f"http://127.0.0.1:{dead}",
+                                     "access_key": "k", "secret_key": "s"}],
+                            server_options={"drain_timeout": drain_timeout})
+    s3 = srv.client()
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key="k", Body=b"kept")
+    return srv
+
+
 def test_stop_does_not_wait_for_a_sync_barrier(reservoir_factory):
     """SIGTERM while an admin sync barrier waits (up to its timeout, an hour by default)
     for a write its under store cannot take: the barrier answers at once with the write
     still pending, the server stops, and the write is still there, dirty, after the
     restart. (It used to hold the shutdown: the process had to be killed.)"""
-    with socket.socket() as s:  # a port nothing listens on: the S3 backend is down
-        s.bind(("127.0.0.1", 0))
-        dead = s.getsockname()[1]
-    srv = reservoir_factory(mounts=[{"path": "/", "ufs": "s3://gone/p", "endpoint": f"http://127.0.0.1:{dead}",
-                                     "access_key": "k", "secret_key": "s"}],
-                            server_options={"drain_timeout": "2s"})
-    s3 = srv.client()
-    s3.create_bucket(Bucket="waits")
-    s3.put_object(Bucket="waits", Key="k", Body=b"kept")
+    srv = _with_a_dead_backend(reservoir_factory, "2s", "waits")
     answered = []
 
     def barrier():
@@ -517,17 +524,10 @@ def test_stop_does_not_wait_for_the_drain_rate_limit(reservoir_factory):
 
 
 def test_a_second_sigterm_stops_at_once(reservoir_factory):
-    """A drain held by a slow request (here a sync barrier with a long drain_timeout) ends
-    at a second SIGTERM: the process exits at once, and nothing acknowledged is lost."""
-    with socket.socket() as s:  # a port nothing listens on: the S3 backend is down
-        s.bind(("127.0.0.1", 0))
-        dead = s.getsockname()[1]
-    srv = reservoir_factory(mounts=[{"path": "/", "ufs": "s3://gone/p", "endpoint": f"http://127.0.0.1:{dead}",
-                                     "access_key": "k", "secret_key": "s"}],
-                            server_options={"drain_timeout": "300s"})
-    s3 = srv.client()
-    s3.create_bucket(Bucket="twice")
-    s3.put_object(Bucket="twice", Key="k", Body=b"kept")
+    """A drain held by a slow request (a PUT whose body never comes, with a long
+    drain_timeout) ends at a second SIGTERM: the process exits at once, and nothing
+    acknowledged is lost."""
+    srv = _with_a_dead_backend(reservoir_factory, "300s", "twice")
     # A request that keeps the drain waiting: a body announced and never sent.
     port = int(srv.endpoint.rsplit(":", 1)[1])
     headers = sign_headers("PUT", f"{srv.endpoint}/twice/slow", {"Host": f"127.0.0.1:{port}", "Content-Length": "1000"},

@@ -197,6 +197,18 @@ def _start_on_mount(reservoir_factory, mount: PowercutMount, durability: str):
     return srv, bucket
 
 
+def _pages_read_then_a_synced_write(reservoir_factory, mount: PowercutMount):
+    """A server on the mount that has read every READ_THROUGH object (pages written
+    without an fsync), then acknowledged a PUT (a synced write that makes their records
+    durable)."""
+    srv, bucket = _start_on_mount(reservoir_factory, mount, "fsync")
+    c = srv.client()
+    for key, data in READ_THROUGH.items():
+        assert c.get_object(Bucket=bucket, Key=key)["Body"].read() == data
+    c.put_object(Bucket=bucket, Key="synced", Body=b"a synced write after the pages")
+    return srv, bucket
+
+
 @pytest.mark.parametrize("torn", [None, 7], ids=["unsynced-lost", "unsynced-torn"])
 def test_acknowledged_writes_survive_a_power_cut(reservoir_factory, powercut, torn):
     mount = powercut(torn)
@@ -226,11 +238,7 @@ def test_pages_read_through_before_a_power_cut_are_never_served_torn(reservoir_f
     makes their records durable. Without the start's check against each page's CRC32C
     (or the sync point covering them), the restarted server served short or torn pages."""
     mount = powercut(3)
-    srv, bucket = _start_on_mount(reservoir_factory, mount, "fsync")
-    c = srv.client()
-    for key, data in READ_THROUGH.items():
-        assert c.get_object(Bucket=bucket, Key=key)["Body"].read() == data
-    c.put_object(Bucket=bucket, Key="synced", Body=b"a synced write after the pages")
+    srv, bucket = _pages_read_then_a_synced_write(reservoir_factory, mount)
     srv.kill()
     print(mount.cut())
     srv.data_dir = mount.backing / "data"
@@ -245,11 +253,7 @@ def test_a_start_after_a_kill_syncs_the_pages_it_checked_before_vouching_for_the
     them (whole, so kept) and writes a sync point that covers them. It must fdatasync them
     first, or a power cut soon after leaves torn pages that no later start checks."""
     mount = powercut(3)
-    srv, bucket = _start_on_mount(reservoir_factory, mount, "fsync")
-    c = srv.client()
-    for key, data in READ_THROUGH.items():
-        assert c.get_object(Bucket=bucket, Key=key)["Body"].read() == data
-    c.put_object(Bucket=bucket, Key="synced", Body=b"a synced write after the pages")
+    srv, bucket = _pages_read_then_a_synced_write(reservoir_factory, mount)
     srv.kill()
     srv.start()  # on the same file system: the unsynced pages are still whole there
     log = srv.log_path.read_text()
