@@ -462,6 +462,13 @@ Status finalize_config(Config& c) {
     return invalid_argument("cache watermarks must satisfy 0 < low_watermark <= high_watermark <= 1");
   if (c.cache.readahead_pages < 0 || c.cache.load_concurrency < 1)
     return invalid_argument("cache.readahead_pages must be >= 0 and cache.load_concurrency >= 1");
+  // Zero here would refuse every request or spin a loop.
+  if (c.server.io_threads < 1 || c.server.max_connections < 1)
+    return invalid_argument("server.io_threads and server.max_connections must be at least 1");
+  if (c.server.max_header_bytes < 1024) return invalid_argument("server.max_header_bytes must be at least 1KiB");
+  if (c.server.header_timeout.count() <= 0 || c.server.idle_timeout.count() <= 0)
+    return invalid_argument("server.header_timeout and server.idle_timeout must be more than 0");
+  if (c.cache.ttl_check_interval.count() <= 0) return invalid_argument("cache.ttl_check_interval must be more than 0");
   if (c.server.tls_listen.size() && (c.server.tls_cert.empty() || c.server.tls_key.empty()))
     return invalid_argument("server.tls_listen needs server.tls_cert and server.tls_key");
   return ok_status();

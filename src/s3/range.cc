@@ -8,12 +8,15 @@
 namespace reservoir::s3 {
 
 namespace {
+// Digits; a number too large for 64 bits saturates (a last byte past any
+// object's end is clamped to it, as RFC 7233 and S3 do).
 bool parse_u64(std::string_view s, uint64_t& out) {
-  if (s.empty() || s.size() > 19) return false;
+  if (s.empty()) return false;
   out = 0;
   for (char c : s) {
     if (!std::isdigit(static_cast<unsigned char>(c))) return false;
-    out = out * 10 + static_cast<uint64_t>(c - '0');
+    uint64_t d = static_cast<uint64_t>(c - '0');
+    out = out > (UINT64_MAX - d) / 10 ? UINT64_MAX : out * 10 + d;
   }
   return true;
 }

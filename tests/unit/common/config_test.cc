@@ -76,6 +76,10 @@ TEST(config_test, refuses_what_it_would_otherwise_ignore_or_misread) {
            {"[[tier]]\npath = \"/tmp/t\"\nquota = -1\n", "tier[0].quota"},
            {"[[policy]]\npath = \"/b/\"\nttl = \"0s\"\n", "policy[0].ttl"},
            {"[server]\ndrain_timeout = -1\n", "server.drain_timeout"},
+           {"[server]\nio_threads = 0\n", "server.io_threads"},
+           {"[server]\nmax_header_bytes = 0\n", "server.max_header_bytes"},
+           {"[server]\nheader_timeout = 0\n", "server.header_timeout"},
+           {"[cache]\nttl_check_interval = \"0s\"\n", "cache.ttl_check_interval"},
        }) {
     auto c = parse_config(k.toml);
     ASSERT_FALSE(c.ok()) << "accepted: " << k.toml;

@@ -73,6 +73,16 @@ TEST(range_test, last_beyond_size_is_clamped) {
   EXPECT_EQ(r.length(), 50u);
 }
 
+TEST(range_test, numbers_past_64_bits_are_clamped_like_any_end_past_the_object) {
+  ByteRange r = expect_range("bytes=50-99999999999999999999999", 100);
+  EXPECT_EQ(r.first, 50u);
+  EXPECT_EQ(r.last, 99u);
+  ByteRange whole = expect_range("bytes=-99999999999999999999999", 100);
+  EXPECT_EQ(whole.first, 0u);
+  EXPECT_EQ(whole.last, 99u);
+  expect_invalid_range("bytes=99999999999999999999999-", 100);
+}
+
 TEST(range_test, first_at_or_beyond_size_is_invalid_range) {
   expect_invalid_range("bytes=100-", 100);
   expect_invalid_range("bytes=100-200", 100);
