@@ -38,6 +38,10 @@ class Fd {
   Fd& operator=(const Fd&) = delete;
   int get() const { return fd_; }
   int release() { int f = fd_; fd_ = -1; return f; }
+  void reset(int fd) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = fd;
+  }
 
  private:
   int fd_;
@@ -170,10 +174,9 @@ class LocalUfs : public UnderStore {
     RETURN_IF_ERROR(check_path(path));
     if (is_marker(path)) return UnderStore::open_read(path, offset, length);
     for (int attempt = 0;; ++attempt) {
-      Fd fd(::open(data_path(path).c_str(), O_RDONLY | O_CLOEXEC));
-      if (fd.get() < 0) return absent_or_error("open " + path, errno);
+      Fd fd;
       struct stat st;
-      if (::fstat(fd.get(), &st) != 0) return errno_status("fstat", errno);
+      RETURN_IF_ERROR(open_data(path, fd, st));
       if (!S_ISREG(st.st_mode)) return not_found(path + " is not an object");
       OpenedObject o;
       o.info = file_info(path, st);
@@ -183,10 +186,9 @@ class LocalUfs : public UnderStore {
         std::this_thread::sleep_for(std::chrono::milliseconds(1));
         continue;
       }
-      uint64_t size = o.info.size;
-      if (offset > size) offset = size;
-      if (::lseek(fd.get(), static_cast<off_t>(offset), SEEK_SET) < 0) return errno_status("lseek", errno);
-      o.src = std::make_unique<FileSource>(fd.release(), std::min<uint64_t>(length, size - offset));
+      auto src = source_at(fd, o.info.size, offset, length);
+      if (!src.ok()) return src.status();
+      o.src = std::move(src.value());
       return o;
     }
   }
@@ -198,15 +200,25 @@ class LocalUfs : public UnderStore {
       if (!info.ok()) return info.status();
       return std::unique_ptr<Source>(std::make_unique<StringSource>(""));
     }
-    Fd fd(::open(data_path(path).c_str(), O_RDONLY | O_CLOEXEC));
-    if (fd.get() < 0) return absent_or_error("open " + path, errno);
+    Fd fd;
     struct stat st;
+    RETURN_IF_ERROR(open_data(path, fd, st));
+    return source_at(fd, static_cast<uint64_t>(st.st_size), offset, length);
+  }
+
+  // Opens the object's data file and stats the descriptor.
+  Status open_data(const std::string& path, Fd& fd, struct stat& st) {
+    fd.reset(::open(data_path(path).c_str(), O_RDONLY | O_CLOEXEC));
+    if (fd.get() < 0) return absent_or_error("open " + path, errno);
     if (::fstat(fd.get(), &st) != 0) return errno_status("fstat", errno);
-    uint64_t size = static_cast<uint64_t>(st.st_size);
+    return ok_status();
+  }
+
+  // The bytes [offset, offset + length) of an open file of `size` bytes (clamped).
+  static Result<std::unique_ptr<Source>> source_at(Fd& fd, uint64_t size, uint64_t offset, uint64_t length) {
     if (offset > size) offset = size;
-    uint64_t left = std::min<uint64_t>(length, size - offset);
     if (::lseek(fd.get(), static_cast<off_t>(offset), SEEK_SET) < 0) return errno_status("lseek", errno);
-    return std::unique_ptr<Source>(std::make_unique<FileSource>(fd.release(), left));
+    return std::unique_ptr<Source>(std::make_unique<FileSource>(fd.release(), std::min<uint64_t>(length, size - offset)));
   }
 
   Status put(const std::string& path, Source& src, uint64_t size, const ObjectInfo& meta) override {
